@@ -1,0 +1,1 @@
+"""compactkd_jax: compact CNNs by knowledge distillation with block-wise optimization."""

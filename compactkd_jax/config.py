@@ -1,0 +1,87 @@
+"""The default configuration (every valid key, with its default) and validation of user configs.
+
+Experiment files in configs/ start from `default_config()` and change what they need; anything not
+in the defaults is rejected before anything compiles, with the valid keys listed.
+"""
+import ml_collections
+
+from compactkd_jax.errors import UserError
+
+PHASES = ("teacher",)  # grows as phases land; see pipeline.PHASE_FUNCTIONS
+
+
+def train_defaults(epochs: float, learning_rate: float, batch_size: int = 128,
+                   weight_decay: float = 5e-4) -> ml_collections.ConfigDict:
+  """Optimizer and loop settings shared by every training phase (SGD, Nesterov, cosine decay)."""
+  return ml_collections.ConfigDict(dict(
+      epochs=epochs, steps=0,  # steps > 0 overrides epochs
+      batch_size=batch_size, learning_rate=learning_rate, momentum=0.9, nesterov=True,
+      weight_decay=weight_decay, warmup_steps=0,
+      log_every_steps=50, eval_every_steps=0, checkpoint_every_steps=200))
+
+
+def default_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.phases = ("teacher",)
+  c.data = ml_collections.ConfigDict(dict(
+      source="idx", name="fashion_mnist", data_dir="", validation_size=5000, split_seed=0,
+      train_limit=0, test_limit=0,  # > 0 keeps only the first N examples (tests, smoke runs)
+      crop_padding=2, flip=True, eval_batch_size=1000))
+  c.teacher = ml_collections.ConfigDict(dict(
+      model="resnet20", checkpoint="",  # a workdir (or its teacher/ folder) to load instead of training
+      options=ml_collections.ConfigDict(dict(width=1.0)),  # model options: shortcut, classifier, ...
+      train=train_defaults(epochs=8, learning_rate=0.1)))
+  c.distill = ml_collections.ConfigDict(dict(
+      schedule="parallel", candidates=("keep", "dwsep", "slim_0.25", "slim_0.5", "slim_0.75",
+                                       "ir_1", "ir_2", "ir_3", "ir_6", "skip"),
+      train=train_defaults(epochs=1, learning_rate=0.05, weight_decay=0.0)))
+  c.select = ml_collections.ConfigDict(dict(
+      metric="flops", budget=0.5, relative=True, damage="accuracy", solver="dp"))
+  c.refine = ml_collections.ConfigDict(dict(
+      train=train_defaults(epochs=0.5, learning_rate=0.02, weight_decay=0.0)))
+  c.finetune = ml_collections.ConfigDict(dict(
+      kd=ml_collections.ConfigDict(dict(temperature=4.0, alpha=0.9)),
+      train=train_defaults(epochs=4, learning_rate=0.02)))
+  c.baselines = ml_collections.ConfigDict(dict(
+      kinds=("scratch", "kd"), train=train_defaults(epochs=4, learning_rate=0.1)))
+  c.report = ml_collections.ConfigDict(dict(latency_batch_size=1, throughput_batch_size=256))
+  return c
+
+
+# Sub-dicts whose keys depend on the chosen model rather than on this file.
+FREE_FORM = {"teacher.options"}
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+  """Rejects unknown keys, wrong types and impossible values, naming the valid choices."""
+  _check_keys(cfg, default_config(), "")
+  unknown = [p for p in cfg.phases if p not in PHASES]
+  if unknown:
+    raise UserError(f"unknown phase(s) {unknown} in config.phases; valid phases: {list(PHASES)}")
+  if cfg.distill.schedule not in ("parallel", "sequential"):
+    raise UserError(f"config.distill.schedule={cfg.distill.schedule!r}; valid: parallel, sequential")
+  for name in ("teacher", "distill", "refine", "finetune", "baselines"):
+    t = cfg[name].train
+    if t.epochs <= 0 and t.steps <= 0:
+      raise UserError(f"config.{name}.train needs epochs > 0 or steps > 0")
+    if t.batch_size <= 0 or t.learning_rate <= 0:
+      raise UserError(f"config.{name}.train.batch_size and learning_rate must be positive")
+
+
+def _check_keys(cfg, ref, prefix):
+  for key in cfg.keys():
+    path = f"{prefix}{key}"
+    if key not in ref:
+      raise UserError(f"unknown config key {path!r}; valid keys here: {sorted(ref.keys())}")
+    value, default = cfg[key], ref[key]
+    if isinstance(default, ml_collections.ConfigDict):
+      if not isinstance(value, ml_collections.ConfigDict):
+        raise UserError(f"config key {path!r} must be a section (ConfigDict)")
+      if path not in FREE_FORM:
+        _check_keys(value, default, path + ".")
+    elif isinstance(default, (int, float)) and not isinstance(default, bool):
+      if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise UserError(f"config key {path!r} must be a number, got {value!r}")
+    elif isinstance(default, str) and not isinstance(value, str):
+      raise UserError(f"config key {path!r} must be a string, got {value!r}")

@@ -1,0 +1,40 @@
+"""What every phase of a run shares: config, workdir, data on the devices, mesh, preprocessing."""
+import dataclasses
+import json
+import os
+from typing import Any
+
+import ml_collections
+from jax.sharding import Mesh
+
+from compactkd_jax import feed
+from compactkd_jax.data import Dataset
+
+
+@dataclasses.dataclass
+class RunContext:
+  cfg: ml_collections.ConfigDict
+  workdir: str
+  dataset: Dataset
+  mesh: Mesh
+  preprocess: feed.Preprocess
+  splits: dict[str, feed.DeviceSplit]  # "train", "validation", "test"
+  writer: Any = None
+
+  def path(self, *parts: str) -> str:
+    return os.path.join(self.workdir, *parts)
+
+  def read_json(self, *parts: str) -> dict | None:
+    path = self.path(*parts)
+    if not os.path.exists(path):
+      return None
+    with open(path) as f:
+      return json.load(f)
+
+  def write_json(self, obj: Any, *parts: str) -> None:
+    """Atomic write (temp file + rename), so a killed run never leaves half a JSON behind."""
+    path = self.path(*parts)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+      json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)

@@ -1,0 +1,151 @@
+"""Costs of networks and blocks: XLA FLOPs, paper-convention MACs, parameters, measured latency.
+
+- flops: `jax.jit(f).lower(...).cost_analysis()["flops"]` at batch 1 (2 per multiply-add, in-image
+  kernel taps only, elementwise ops included). The lowered analysis, not the compiled one: the
+  compiled one is per device and backend-specific.
+- macs: the full-kernel multiply-accumulates of every convolution and matmul, read off the jaxpr,
+  i.e. what compression papers call "FLOPs" (ResNet-56 on 32x32: 125.5M).
+- params: every trainable parameter (BN scale and bias included; running statistics excluded).
+
+Run `python -m compactkd_jax.cost --model resnet56 --image_shape 32,32,3 --num_classes 10` for a
+per-block table and a JSON line of totals.
+"""
+import json
+import math
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from compactkd_jax.models.net import BlockNet, LayerSpec
+
+
+def xla_flops(fn: Callable, *args) -> float:
+  analysis = jax.jit(fn).lower(*args).cost_analysis()
+  if isinstance(analysis, (list, tuple)):  # older JAX returned one dict per device
+    analysis = analysis[0]
+  return float(analysis.get("flops", 0.0))
+
+
+def jaxpr_macs(fn: Callable, *args) -> int:
+  """Conv and matmul multiply-accumulates of fn(*args), summed over the whole (nested) jaxpr."""
+  return _macs_of(jax.make_jaxpr(fn)(*args).jaxpr)
+
+
+def _macs_of(jaxpr) -> int:
+  total = 0
+  for eqn in jaxpr.eqns:
+    name = eqn.primitive.name
+    if name == "conv_general_dilated":
+      out = eqn.outvars[0].aval.shape
+      rhs = eqn.invars[1].aval.shape
+      out_features = rhs[eqn.params["dimension_numbers"].rhs_spec[0]]
+      total += math.prod(out) * math.prod(rhs) // out_features
+    elif name == "dot_general":
+      (lhs_contract, _), _ = eqn.params["dimension_numbers"]
+      lhs = eqn.invars[0].aval.shape
+      total += math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in lhs_contract)
+    for sub in jax.core.jaxprs_in_params(eqn.params):
+      total += _macs_of(sub)
+  return total
+
+
+def count_params(variables: Any) -> int:
+  params = variables.get("params", {}) if isinstance(variables, dict) else variables["params"]
+  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
+
+
+def module_costs(module, in_shape: Sequence[int], **call_kwargs) -> dict:
+  """flops, macs and params of one Linen module on one input of shape in_shape (no batch dim)."""
+  x = jax.ShapeDtypeStruct((1, *in_shape), jnp.float32)
+  variables = jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros(x.shape), **call_kwargs))
+  fn = lambda v, x: module.apply(v, x, **call_kwargs)
+  return {"flops": xla_flops(fn, variables, x), "macs": jaxpr_macs(fn, variables, x),
+          "params": count_params(variables)}
+
+
+def feature_shapes(net: BlockNet, image_shape: Sequence[int]) -> dict[str, tuple[int, ...]]:
+  """Per-image output shape of the stem and of every block."""
+  x = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
+  variables = jax.eval_shape(net.init, jax.random.key(0), x)
+  _, feats = jax.eval_shape(net.apply, variables, x)
+  return {k: tuple(v.shape[1:]) for k, v in feats.items()}
+
+
+def block_input_shapes(net: BlockNet, image_shape: Sequence[int]) -> dict[str, tuple[int, ...]]:
+  """Shape entering each block, plus the head's input under the head's name."""
+  shapes = feature_shapes(net, image_shape)
+  order = [net.stem.name, *net.block_names]
+  ins = {b: shapes[prev] for prev, b in zip(order, net.block_names)}
+  ins[net.head.name] = shapes[order[-1]]
+  return ins
+
+
+def spec_costs(spec: LayerSpec, in_shape: Sequence[int]) -> dict:
+  return module_costs(spec.build(), in_shape)
+
+
+def network_costs(net: BlockNet, image_shape: Sequence[int]) -> dict:
+  """Costs of stem, every block and head, and the whole network measured in one piece."""
+  ins = block_input_shapes(net, image_shape)
+  parts = {net.stem.name: spec_costs(net.stem, image_shape)}
+  parts.update({b.name: spec_costs(b, ins[b.name]) for b in net.blocks})
+  parts[net.head.name] = spec_costs(net.head, ins[net.head.name])
+  return {"parts": parts, "total": module_costs(net, image_shape)}
+
+
+def measure_latency(apply_fn: Callable, variables: Any, image_shape: Sequence[int],
+                    batch_size: int, repeats: int = 20, min_seconds: float = 0.5) -> dict:
+  """Median wall time of one jit-compiled forward pass at batch_size, after compile and warm-up."""
+  fn = jax.jit(apply_fn)
+  x = jnp.zeros((batch_size, *image_shape), jnp.float32)
+  jax.block_until_ready(fn(variables, x))
+  times, start = [], time.perf_counter()
+  while len(times) < repeats or time.perf_counter() - start < min_seconds:
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(variables, x))
+    times.append(time.perf_counter() - t0)
+    if len(times) >= 10 * repeats:
+      break
+  seconds = float(np.median(times))
+  return {"batch_size": batch_size, "seconds": seconds, "images_per_second": batch_size / seconds}
+
+
+def format_table(rows: list[dict], columns: Sequence[str]) -> str:
+  """A GitHub-markdown table; numbers get thousands separators."""
+  fmt = lambda v: f"{v:,.0f}" if isinstance(v, (int, float)) and abs(v) >= 100 else (
+      f"{v:.4g}" if isinstance(v, float) else str(v))
+  lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+  lines += ["| " + " | ".join(fmt(r[c]) for c in columns) + " |" for r in rows]
+  return "\n".join(lines)
+
+
+def main(argv=None):
+  import argparse
+  from compactkd_jax.errors import UserError
+  from compactkd_jax.models import get_model
+  p = argparse.ArgumentParser(description="Per-block FLOPs, MACs and parameters of a zoo model.")
+  p.add_argument("--model", required=True)
+  p.add_argument("--image_shape", default="32,32,3")
+  p.add_argument("--num_classes", type=int, default=10)
+  p.add_argument("--shortcut", help="ResNet shortcut option: A or B")
+  p.add_argument("--classifier", help="VGG classifier: single or zoo")
+  p.add_argument("--width", type=float, help="width multiplier")
+  args = p.parse_args(argv)
+  options = {k: getattr(args, k) for k in ("shortcut", "classifier", "width")
+             if getattr(args, k) is not None}
+  try:
+    shape = tuple(int(s) for s in args.image_shape.split(","))
+    net = get_model(args.model, args.num_classes, **options)
+  except (UserError, ValueError) as e:
+    raise SystemExit(f"error: {e}")
+  costs = network_costs(net, shape)
+  rows = [{"part": k, **v} for k, v in costs["parts"].items()]
+  print(format_table(rows, ["part", "flops", "macs", "params"]))
+  print(json.dumps({"model": args.model, **costs["total"]}))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,42 @@
+"""Command-line entry: `python -m compactkd_jax.main --config configs/<name>.py --workdir <dir>`.
+
+Problems the user can fix print one line and exit 1; the workdir keeps everything already computed.
+"""
+import logging as py_logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow is only a tfds/TensorBoard backend
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from compactkd_jax.errors import UserError
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file (configs/*.py)")
+_WORKDIR = flags.DEFINE_string("workdir", None, "directory for checkpoints, results and reports")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+class _QuietLibraries(py_logging.Filter):
+  """Drops the INFO chatter of orbax and friends so the progress lines stay readable."""
+  NOISY = ("orbax", "etils", "tensorflow_datasets")
+
+  def filter(self, record):
+    return record.levelno >= py_logging.WARNING or not any(n in record.pathname for n in self.NOISY)
+
+
+def main(argv):
+  py_logging.getLogger("absl").addFilter(_QuietLibraries())
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from compactkd_jax import pipeline  # after flag parsing: a bad flag fails fast, before JAX loads
+  try:
+    pipeline.run(_CONFIG.value, _WORKDIR.value)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  app.run(main)

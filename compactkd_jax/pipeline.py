@@ -1,0 +1,90 @@
+"""The outer loop: validate the config, prepare the workdir and the data, run the configured
+phases in order. A phase whose `<workdir>/<phase>/result.json` exists is done and never re-run;
+an unfinished one resumes from its own checkpoints.
+"""
+import json
+import os
+import time
+
+import jax
+from absl import logging
+
+from compactkd_jax import config as config_lib
+from compactkd_jax import data, feed, teacher
+from compactkd_jax.context import RunContext
+from compactkd_jax.errors import UserError
+
+# Explicit registry: phase name -> function(ctx) -> result dict.
+PHASE_FUNCTIONS = {"teacher": teacher.run}
+
+
+def check_workdir(cfg, workdir: str) -> None:
+  """A workdir belongs to one config: resuming with a different one would mix results."""
+  path = os.path.join(workdir, "config.json")
+  current = json.loads(cfg.to_json_best_effort())
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    diff = _differences(saved, current)
+    if diff:
+      raise UserError(f"workdir {workdir} was made by a different config (differs in "
+                      f"{', '.join(diff[:5])}); use a new --workdir or the original config")
+  else:
+    os.makedirs(workdir, exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+      json.dump(current, f, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
+def _differences(a, b, prefix="") -> list[str]:
+  if isinstance(a, dict) and isinstance(b, dict):
+    out = []
+    for k in sorted(set(a) | set(b)):
+      out += _differences(a.get(k), b.get(k), f"{prefix}{k}.")
+    return out
+  return [] if a == b else [prefix.rstrip(".")]
+
+
+def make_context(cfg, workdir: str) -> RunContext:
+  dataset = data.load_dataset(cfg.data)
+  mesh = feed.make_mesh()
+  preprocess = feed.Preprocess.from_split(dataset.train, cfg.data.crop_padding, cfg.data.flip)
+  splits = {name: feed.DeviceSplit.create(getattr(dataset, name), mesh)
+            for name in ("train", "validation", "test")}
+  logging.info("data: %d train / %d validation / %d test images of shape %s, %d classes; "
+               "%d device(s)", len(dataset.train), len(dataset.validation), len(dataset.test),
+               dataset.image_shape, dataset.num_classes, mesh.size)
+  return RunContext(cfg, workdir, dataset, mesh, preprocess, splits, writer=_writer(workdir))
+
+
+def _writer(workdir: str):
+  from clu import metric_writers  # imports TensorFlow: only when a run really starts
+  if jax.process_index() > 0:
+    return None
+  # TensorBoard only: progress lines come from the training loop, so no logging writer.
+  return metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+
+def run(cfg, workdir: str) -> dict:
+  """Runs every configured phase; returns {phase: result}."""
+  config_lib.validate(cfg)
+  workdir = os.path.abspath(workdir)
+  check_workdir(cfg, workdir)
+  ctx = make_context(cfg, workdir)
+  results = {}
+  for phase in cfg.phases:
+    done = ctx.read_json(phase, "result.json")
+    if done is not None:
+      logging.info("[%s] already done, skipping (delete %s to redo it)", phase, ctx.path(phase))
+      results[phase] = done
+      continue
+    start = time.perf_counter()
+    result = PHASE_FUNCTIONS[phase](ctx)
+    result.setdefault("wall_seconds", time.perf_counter() - start)
+    ctx.write_json(result, phase, "result.json")
+    logging.info("[%s] done: %s", phase, {k: v for k, v in result.items()
+                                          if isinstance(v, (int, float, str))})
+    results[phase] = result
+  if ctx.writer is not None:
+    ctx.writer.close()
+  return results

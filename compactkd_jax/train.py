@@ -1,0 +1,146 @@
+"""The one training loop every phase runs: optimizer, jit-compiled steps over sharded index
+batches, clu metrics, progress with steps/s and ETA, a NaN guard, orbax checkpoints and resume.
+
+A phase supplies a pure step `(state, batch_indices) -> (state, metrics)` (jit-compiled, state
+donated, everything else bound by the phase) and the loop does the rest. Because the batch stream is
+a function of the step number (feed.train_indices), restoring the state restores the data position.
+"""
+import dataclasses
+import math
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from absl import logging
+from clu import metrics as clu_metrics
+from flax.training import train_state
+
+from compactkd_jax.errors import UserError
+
+
+class TrainState(train_state.TrainState):
+  batch_stats: Any = None
+
+
+def num_steps(tcfg, train_size: int) -> int:
+  if tcfg.steps > 0:
+    return int(tcfg.steps)
+  return max(1, int(math.ceil(tcfg.epochs * (train_size // tcfg.batch_size))))
+
+
+def make_optimizer(tcfg, total_steps: int) -> optax.GradientTransformation:
+  """SGD with Nesterov momentum, cosine decay (optional linear warm-up), decoupled L2 on all params
+  as in the PyTorch CIFAR recipes (weight decay added to the gradient, BN included)."""
+  schedule = optax.warmup_cosine_decay_schedule(
+      0.0, tcfg.learning_rate, tcfg.warmup_steps, max(total_steps, tcfg.warmup_steps + 1)) \
+      if tcfg.warmup_steps else optax.cosine_decay_schedule(tcfg.learning_rate, total_steps)
+  return optax.chain(optax.add_decayed_weights(tcfg.weight_decay),
+                     optax.sgd(schedule, momentum=tcfg.momentum or None, nesterov=tcfg.nesterov))
+
+
+def create_state(variables: dict, tcfg, total_steps: int, apply_fn=None) -> TrainState:
+  return TrainState.create(apply_fn=apply_fn, params=variables["params"],
+                           batch_stats=variables.get("batch_stats", {}),
+                           tx=make_optimizer(tcfg, total_steps))
+
+
+@dataclasses.dataclass
+class LoopSpec:
+  """What the loop needs from a phase."""
+  name: str
+  total_steps: int
+  step_fn: Callable[[TrainState, jax.Array], tuple[TrainState, dict]]
+  batch_fn: Callable[[int], jax.Array]
+  checkpoint_dir: str
+  log_every: int = 50
+  checkpoint_every: int = 200
+  eval_every: int = 0
+  eval_fn: Callable[[TrainState], dict] | None = None
+  lr_hint: str = "learning_rate"  # the config key to name when the loss is not finite
+  writer: Any = None
+
+
+def checkpoint_manager(directory: str) -> ocp.CheckpointManager:
+  # max_to_keep=2 keeps one good fallback if the newest checkpoint turns out to be unreadable.
+  return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(max_to_keep=2,
+                                                                                create=True))
+
+
+def restore_latest(manager: ocp.CheckpointManager, state: TrainState, name: str) -> TrainState:
+  """The newest readable checkpoint; an unreadable one is skipped with a warning, never loaded."""
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    except Exception as e:  # orbax raises many types for truncated or corrupt files
+      logging.warning("[%s] checkpoint %d is unreadable (%s); trying an older one", name, step,
+                      str(e).splitlines()[0][:200])
+      continue
+    if int(restored.step) != step:
+      logging.warning("[%s] checkpoint %d holds step %d; ignoring it", name, step,
+                      int(restored.step))
+      continue
+    logging.info("[%s] resumed from checkpoint at step %d", name, step)
+    return restored
+  return state
+
+
+def _finite(metrics: dict) -> bool:
+  return all(np.all(np.isfinite(v)) for v in metrics.values())
+
+
+def summarize(pending: list[dict]) -> dict[str, float]:
+  """Averages a window of per-step metric dicts with clu's Average."""
+  host = jax.device_get(pending)
+  keys = host[0].keys()
+  collection = clu_metrics.Collection.create(**{k: clu_metrics.Average.from_output(k) for k in keys})
+  stacked = {k: np.asarray([m[k] for m in host], np.float32) for k in keys}
+  return {k: float(v) for k, v in collection.single_from_model_output(**stacked).compute().items()}
+
+
+def run_loop(spec: LoopSpec, state: TrainState) -> TrainState:
+  """Runs spec.step_fn from the last checkpoint to spec.total_steps; returns the final state."""
+  manager = checkpoint_manager(spec.checkpoint_dir)
+  state = restore_latest(manager, state, spec.name)
+  start = int(state.step)
+  pending, t_start, s_start = [], time.perf_counter(), start
+  for step in range(start, spec.total_steps):
+    state, metrics = spec.step_fn(state, spec.batch_fn(step))
+    pending.append(metrics)
+    done = step + 1
+    last = done == spec.total_steps
+    if done % spec.log_every == 0 or last or done % spec.checkpoint_every == 0:
+      summary = summarize(pending)
+      pending = []
+      if not _finite(summary):
+        manager.wait_until_finished()
+        raise UserError(f"[{spec.name}] loss is not finite at step {done}; lower "
+                        f"{spec.lr_hint} (checkpoints up to the last good step are kept)")
+      rate = (done - s_start) / max(time.perf_counter() - t_start, 1e-9)
+      _log_progress(spec, done, summary, rate)
+      if spec.writer is not None:
+        spec.writer.write_scalars(done, {f"{spec.name}/{k}": v for k, v in summary.items()})
+    if spec.eval_fn and spec.eval_every and (done % spec.eval_every == 0) and not last:
+      logging.info("[%s] step %d eval %s", spec.name, done, spec.eval_fn(state))
+    if done % spec.checkpoint_every == 0 or last:
+      manager.save(done, args=ocp.args.StandardSave(state))
+  manager.wait_until_finished()  # async save: make the final checkpoint durable before returning
+  manager.close()
+  return state
+
+
+def _log_progress(spec: LoopSpec, done: int, summary: dict, rate: float) -> None:
+  eta = (spec.total_steps - done) / max(rate, 1e-9)
+  shown = {k: v for k, v in summary.items() if "/" not in k} or summary
+  text = " ".join(f"{k}={v:.4g}" for k, v in list(shown.items())[:6])
+  logging.info("[%s] step %d/%d %s | %.2f steps/s ETA %s", spec.name, done, spec.total_steps,
+               text, rate, _hms(eta))
+
+
+def _hms(seconds: float) -> str:
+  seconds = int(seconds)
+  return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
