@@ -7,7 +7,7 @@ import ml_collections
 
 from compactkd_jax.errors import UserError
 
-PHASES = ("teacher",)  # grows as phases land; see pipeline.PHASE_FUNCTIONS
+PHASES = ("teacher", "distill")  # grows as phases land; see pipeline.PHASE_FUNCTIONS
 
 
 def train_defaults(epochs: float, learning_rate: float, batch_size: int = 128,
@@ -33,7 +33,10 @@ def default_config() -> ml_collections.ConfigDict:
       options=ml_collections.ConfigDict(dict(width=1.0)),  # model options: shortcut, classifier, ...
       train=train_defaults(epochs=8, learning_rate=0.1)))
   c.distill = ml_collections.ConfigDict(dict(
-      schedule="parallel", candidates=("keep", "dwsep", "slim_0.25", "slim_0.5", "slim_0.75",
+      schedule="parallel",
+      score_examples=0,  # > 0 scores on the first N validation examples only (hybrid accuracy
+                         # runs the teacher suffix once per candidate)
+      candidates=("keep", "dwsep", "slim_0.25", "slim_0.5", "slim_0.75",
                                        "ir_1", "ir_2", "ir_3", "ir_6", "skip"),
       train=train_defaults(epochs=1, learning_rate=0.05, weight_decay=0.0)))
   c.select = ml_collections.ConfigDict(dict(

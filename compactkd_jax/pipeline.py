@@ -10,12 +10,12 @@ import jax
 from absl import logging
 
 from compactkd_jax import config as config_lib
-from compactkd_jax import data, feed, teacher
+from compactkd_jax import data, distill_phase, feed, teacher
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
 
 # Explicit registry: phase name -> function(ctx) -> result dict.
-PHASE_FUNCTIONS = {"teacher": teacher.run}
+PHASE_FUNCTIONS = {"teacher": teacher.run, "distill": distill_phase.run}
 
 
 def check_workdir(cfg, workdir: str) -> None:

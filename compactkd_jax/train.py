@@ -96,10 +96,14 @@ def _finite(metrics: dict) -> bool:
 def summarize(pending: list[dict]) -> dict[str, float]:
   """Averages a window of per-step metric dicts with clu's Average."""
   host = jax.device_get(pending)
-  keys = host[0].keys()
-  collection = clu_metrics.Collection.create(**{k: clu_metrics.Average.from_output(k) for k in keys})
-  stacked = {k: np.asarray([m[k] for m in host], np.float32) for k in keys}
-  return {k: float(v) for k, v in collection.single_from_model_output(**stacked).compute().items()}
+  keys = list(host[0].keys())
+  # clu builds a dataclass from the names, so they must be identifiers: use positions, map back.
+  fields = {f"m{i}": k for i, k in enumerate(keys)}
+  collection = clu_metrics.Collection.create(**{f: clu_metrics.Average.from_output(f)
+                                                for f in fields})
+  stacked = {f: np.asarray([m[k] for m in host], np.float32) for f, k in fields.items()}
+  computed = collection.single_from_model_output(**stacked).compute()
+  return {fields[f]: float(v) for f, v in computed.items()}
 
 
 def run_loop(spec: LoopSpec, state: TrainState) -> TrainState:

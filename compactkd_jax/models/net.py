@@ -72,11 +72,14 @@ class BlockNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False, first: str | None = None, last: str | None = None):
     names = self.block_names
-    start = 0 if first is None else names.index(first)
+    # first == head name: the input is the last block's output and only the head runs.
+    start = 0 if first is None else len(names) if first == self.head.name else names.index(first)
     stop = len(names) if last is None else names.index(last) + 1
     features = {}
     if first is None:
       x = features[self.stem.name] = self.stem.build()(x, train)
+    elif first != self.head.name and first not in names:
+      raise ValueError(f"unknown block {first!r}; blocks: {names}")
     for spec in self.blocks[start:stop]:
       x = features[spec.name] = spec.build()(x, train)
     logits = self.head.build()(x, train) if last is None else None

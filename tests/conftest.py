@@ -1,0 +1,92 @@
+"""Shared fixtures: the real Fashion-MNIST IDX files, a small real dataset, tiny run configs.
+
+Everything here is real data (the Debian package's IDX files); tests that need it are skipped when
+the package is not installed. Configs are narrow and short so each test runs in seconds on a 2-core
+CPU.
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from compactkd_jax import config as config_lib
+from compactkd_jax import data
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Sizes of the small dataset every in-process test shares (first N examples of the real splits).
+SMALL_TRAIN_LIMIT = 4000
+SMALL_VALIDATION_SIZE = 500
+SMALL_TEST_LIMIT = 1000
+
+
+def _have_idx(directory: str) -> bool:
+  return all(os.path.exists(os.path.join(directory, stem)) or
+             os.path.exists(os.path.join(directory, stem + ".gz"))
+             for stems in data.IDX_FILES.values() for stem in stems)
+
+
+@pytest.fixture(scope="session")
+def fmnist_dir() -> str:
+  """The default Fashion-MNIST IDX directory; skips the test when the dataset is not installed."""
+  if not _have_idx(data.DEFAULT_IDX_DIR):
+    pytest.skip(f"Fashion-MNIST IDX files not found in {data.DEFAULT_IDX_DIR} "
+                "(install dataset-fashion-mnist)")
+  return data.DEFAULT_IDX_DIR
+
+
+def small_data_config(train_limit: int = SMALL_TRAIN_LIMIT,
+                      validation_size: int = SMALL_VALIDATION_SIZE,
+                      test_limit: int = SMALL_TEST_LIMIT):
+  """The default `data` section restricted to the first examples of each split."""
+  cfg = config_lib.default_config().data
+  cfg.train_limit = train_limit
+  cfg.validation_size = validation_size
+  cfg.test_limit = test_limit
+  return cfg
+
+
+@pytest.fixture(scope="session")
+def small_dataset(fmnist_dir) -> data.Dataset:
+  """A small real Fashion-MNIST `Dataset` (3500 train / 500 validation / 1000 test)."""
+  cfg = small_data_config()
+  cfg.data_dir = fmnist_dir
+  return data.load_dataset(cfg)
+
+
+def make_tiny_config(train_limit: int = 2000, validation_size: int = 500, test_limit: int = 500,
+                     width: float = 0.25, steps: int = 20, batch_size: int = 32,
+                     learning_rate: float = 0.05, augment: bool = False):
+  """A full config for short pipeline runs: narrow ResNet-20 teacher, few steps, small splits."""
+  cfg = config_lib.default_config()
+  cfg.phases = ("teacher",)
+  cfg.data.train_limit = train_limit
+  cfg.data.validation_size = validation_size
+  cfg.data.test_limit = test_limit
+  cfg.data.eval_batch_size = 250
+  if not augment:
+    cfg.data.crop_padding = 0
+    cfg.data.flip = False
+  cfg.teacher.model = "resnet20"
+  cfg.teacher.options.width = width
+  t = cfg.teacher.train
+  t.steps = steps
+  t.batch_size = batch_size
+  t.learning_rate = learning_rate
+  t.log_every_steps = max(1, steps // 4)
+  t.checkpoint_every_steps = steps
+  return cfg
+
+
+@pytest.fixture
+def tiny_config(fmnist_dir):
+  """Factory for tiny run configs (see `make_tiny_config`); requires the real dataset."""
+  return make_tiny_config
+
+
+def run_python(args, timeout: float = 300, extra_env=None, **kwargs) -> subprocess.CompletedProcess:
+  """Runs `python <args>` with this interpreter from the repository root, capturing text output."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(extra_env or {}))
+  return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                        timeout=timeout, env=env, **kwargs)
