@@ -7,16 +7,16 @@ import ml_collections
 
 from compactkd_jax.errors import UserError
 
-PHASES = ("teacher", "distill")  # grows as phases land; see pipeline.PHASE_FUNCTIONS
+PHASES = ("teacher", "distill", "select", "refine", "finetune", "baselines", "report")
 
 
 def train_defaults(epochs: float, learning_rate: float, batch_size: int = 128,
                    weight_decay: float = 5e-4) -> ml_collections.ConfigDict:
   """Optimizer and loop settings shared by every training phase (SGD, Nesterov, cosine decay)."""
   return ml_collections.ConfigDict(dict(
-      epochs=epochs, steps=0,  # steps > 0 overrides epochs
-      batch_size=batch_size, learning_rate=learning_rate, momentum=0.9, nesterov=True,
-      weight_decay=weight_decay, warmup_steps=0,
+      epochs=float(epochs), steps=0,  # steps > 0 overrides epochs
+      batch_size=batch_size, learning_rate=float(learning_rate), momentum=0.9, nesterov=True,
+      weight_decay=float(weight_decay), warmup_steps=0,
       log_every_steps=50, eval_every_steps=0, checkpoint_every_steps=200))
 
 

@@ -34,13 +34,11 @@ def run(ctx: RunContext) -> dict:
       ckptr.save(path, jax.device_get(cand_vars))
       ckptr.wait_until_finished()
   cand_vars = jax.device_put(cand_vars, feed.replicated(ctx.mesh))
-  teacher_val = ctx.read_json("teacher", "result.json")
   val = ctx.splits["validation"]
   if 0 < ctx.cfg.distill.score_examples < val.size:
     val = feed.DeviceSplit(val.images, val.labels, ctx.cfg.distill.score_examples)
   scores = score.score(plan, teacher_vars, cand_vars, val, ctx.preprocess,
-                       ctx.mesh, ctx.cfg.data.eval_batch_size, ctx.dataset.image_shape,
-                       teacher_val["val_accuracy"] if teacher_val else float("nan"))
+                       ctx.mesh, ctx.cfg.data.eval_batch_size, ctx.dataset.image_shape)
   ctx.write_json(scores, "scores.json")
   rows = [(b, c, v["nmse"], v["hybrid_accuracy"]) for b, m in scores["blocks"].items()
           for c, v in m.items()]

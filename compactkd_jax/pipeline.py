@@ -10,12 +10,15 @@ import jax
 from absl import logging
 
 from compactkd_jax import config as config_lib
-from compactkd_jax import data, distill_phase, feed, teacher
+from compactkd_jax import data, distill_phase, feed, finetune, refine, report, student, teacher
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
 
 # Explicit registry: phase name -> function(ctx) -> result dict.
-PHASE_FUNCTIONS = {"teacher": teacher.run, "distill": distill_phase.run}
+PHASE_FUNCTIONS = {
+    "teacher": teacher.run, "distill": distill_phase.run, "select": student.run_select,
+    "refine": refine.run, "finetune": finetune.run_finetune, "baselines": finetune.run_baselines,
+    "report": report.run}
 
 
 def check_workdir(cfg, workdir: str) -> None:

@@ -43,7 +43,7 @@ def _score_batch(teacher_vars, block_vars, idx, mask, images, labels, *, plan: B
 
 
 def score(plan: BlockPlan, teacher_vars, cand_vars, split: feed.DeviceSplit, preprocess, mesh,
-          batch_size: int, image_shape, teacher_val_accuracy: float) -> dict:
+          batch_size: int, image_shape) -> dict:
   """The scores.json dict: teacher costs, and per (block, candidate) nmse, accuracy and costs."""
   blocks = {}
   for b, menu in plan.all_menus:
@@ -61,8 +61,10 @@ def score(plan: BlockPlan, teacher_vars, cand_vars, split: feed.DeviceSplit, pre
                  for c, spec in menu}
   teacher_costs = cost.network_costs(plan.teacher, image_shape)
   parts = teacher_costs["parts"]
-  return {"block_order": list(plan.teacher.block_names),
-          "teacher": {"val_accuracy": teacher_val_accuracy,
+  # `keep` leaves the teacher unchanged: its hybrid accuracy is the teacher's on the same examples.
+  teacher_accuracy = blocks[plan.teacher.block_names[0]]["keep"]["hybrid_accuracy"]
+  return {"block_order": list(plan.teacher.block_names), "examples": split.size,
+          "teacher": {"val_accuracy": teacher_accuracy,
                       "stem": parts[plan.teacher.stem.name], "head": parts[plan.teacher.head.name],
                       "blocks": {b: parts[b] for b in plan.teacher.block_names},
                       "total": teacher_costs["total"]},

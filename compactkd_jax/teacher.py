@@ -50,7 +50,8 @@ def train_teacher(ctx: RunContext) -> tuple[BlockNet, dict, int]:
 
 
 def run_supervised(ctx: RunContext, name: str, net: BlockNet, state, tcfg, total: int,
-                   teacher_net=None, teacher_vars=None, kd=None, seed_offset: int = 0):
+                   teacher_net=None, teacher_vars=None, kd=None, seed_offset: int = 0,
+                   section: str = "teacher"):
   """Trains `net` from `state` with CE (and KD when `kd` is given) through the one loop."""
   key = jax.random.key(ctx.cfg.seed + seed_offset)
   train_split = ctx.splits["train"]
@@ -67,7 +68,7 @@ def run_supervised(ctx: RunContext, name: str, net: BlockNet, state, tcfg, total
                         checkpoint_dir=ctx.path("checkpoints", name),
                         log_every=tcfg.log_every_steps, checkpoint_every=tcfg.checkpoint_every_steps,
                         eval_every=tcfg.eval_every_steps, eval_fn=eval_fn,
-                        lr_hint=f"config.{name.split('_')[0]}.train.learning_rate", writer=ctx.writer)
+                        lr_hint=f"config.{section}.train.learning_rate", writer=ctx.writer)
   return train.run_loop(spec, state)
 
 

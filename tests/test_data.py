@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from compactkd_jax import data
+from compactkd_jax.config import default_config
 from compactkd_jax.errors import UserError
 
-from conftest import SMALL_TEST_LIMIT, SMALL_TRAIN_LIMIT, SMALL_VALIDATION_SIZE, run_python
+from conftest import (SMALL_TEST_LIMIT, SMALL_TRAIN_LIMIT, SMALL_VALIDATION_SIZE, run_python,
+                      small_data_config)
 
 
 def _gunzip(src: str, dst: str) -> None:
@@ -24,6 +26,14 @@ def _gunzip(src: str, dst: str) -> None:
 def _idx_path(directory: str, stem: str) -> str:
   path = os.path.join(directory, stem)
   return path if os.path.exists(path) else path + ".gz"
+
+
+def data_config(data_dir: str, **overrides):
+  """The default `data` section reading from data_dir, with overrides."""
+  cfg = default_config().data
+  cfg.data_dir = data_dir
+  cfg.update(overrides)
+  return cfg
 
 
 def test_full_fashion_mnist(fmnist_dir):
@@ -92,7 +102,8 @@ def test_truncated_gzip_stream_is_user_error(fmnist_dir, tmp_path):
   src = _idx_path(fmnist_dir, "t10k-labels-idx1-ubyte")
   if not src.endswith(".gz"):
     pytest.skip("the installed files are not gzipped")
-  raw = open(src, "rb").read()
+  with open(src, "rb") as f:
+    raw = f.read()
   path = tmp_path / "t10k-labels-idx1-ubyte.gz"
   path.write_bytes(raw[:len(raw) // 2])
   with pytest.raises(UserError):
@@ -126,14 +137,6 @@ def test_mismatched_image_and_label_counts_are_user_error(fmnist_dir, tmp_path):
                                   label_array.tobytes())
   with pytest.raises(UserError, match="labels"):
     data.load_idx_split(str(tmp_path), "test")
-
-
-def data_config(data_dir: str, **overrides):
-  from compactkd_jax.config import default_config
-  cfg = default_config().data
-  cfg.data_dir = data_dir
-  cfg.update(overrides)
-  return cfg
 
 
 def test_small_dataset_sizes(small_dataset):
@@ -174,7 +177,6 @@ def test_split_validation_rejects_bad_sizes(size):
 
 
 def test_load_dataset_is_deterministic(fmnist_dir, small_dataset):
-  from conftest import small_data_config
   cfg = small_data_config()
   cfg.data_dir = fmnist_dir
   again = data.load_dataset(cfg)

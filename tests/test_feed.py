@@ -55,7 +55,8 @@ def test_train_indices_are_a_pure_function_of_seed_and_step():
   b = [feed.train_indices(1000, 32, 11, s) for s in reversed(steps)][::-1]
   for x, y in zip(a, b):
     np.testing.assert_array_equal(x, y)
-  assert not np.array_equal(feed.train_indices(1000, 32, 11, 3), feed.train_indices(1000, 32, 12, 3))
+  assert not np.array_equal(feed.train_indices(1000, 32, 11, 3),
+                            feed.train_indices(1000, 32, 12, 3))
 
 
 def test_train_indices_batch_larger_than_split_is_user_error():
@@ -148,7 +149,7 @@ def probe_net(small_dataset):
   return net, _trained_like_variables(net, small_dataset)
 
 
-@pytest.mark.parametrize("batch_size", [128, 500, 1000])
+@pytest.mark.parametrize("batch_size", [128, 1000])
 def test_evaluate_matches_numpy(small_dataset, probe_net, batch_size):
   split = small_dataset.validation  # 500 examples: 128 leaves a padded, masked last batch
   net, variables = probe_net

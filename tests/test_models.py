@@ -1,4 +1,5 @@
-"""Tests for compactkd_jax.models: every zoo model, block ranges, JSON specs, a PyTorch cross-check."""
+"""Tests for compactkd_jax.models: every zoo model, block ranges, JSON specs, and a PyTorch
+cross-check of the residual blocks."""
 import json
 
 import jax

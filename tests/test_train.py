@@ -84,9 +84,10 @@ def test_workdir_of_another_config_is_user_error(tmp_path):
 
 # ---- (b) resume after a crash equals an uninterrupted run ----
 
-TOTAL_STEPS = 8
-CHECKPOINT_EVERY = 2
-CRASH_AFTER = 5  # steps completed before the crash; the last checkpoint is at step 4
+TOTAL_STEPS = 6
+CHECKPOINT_EVERY = 3
+CRASH_AFTER = 5  # steps completed before the crash
+LAST_CHECKPOINT = 3  # where the rerun must resume: neither 0 nor the crash point
 
 
 class Crash(Exception):
@@ -126,11 +127,18 @@ def _tcfg(learning_rate=0.05):
   return tcfg
 
 
+_TEMPLATES = {}
+
+
 def _fresh_state(loop_parts, tcfg):
-  """A new initial state with its own buffers (the step donates the state it is given)."""
+  """A new initial state with its own buffers (the step donates the state it is given). The
+  optimizer object is reused per config: a new one changes the state's treedef, which would make
+  the jit-compiled step recompile (seconds each)."""
   mesh, _, _, host = loop_parts
-  variables = jax.tree.map(jnp.array, host)
-  return jax.device_put(train.create_state(variables, tcfg, tcfg.steps), feed.replicated(mesh))
+  key = (id(loop_parts), tcfg.learning_rate, tcfg.steps)
+  if key not in _TEMPLATES:
+    _TEMPLATES[key] = jax.device_get(train.create_state(host, tcfg, tcfg.steps))
+  return jax.device_put(jax.tree.map(np.array, _TEMPLATES[key]), feed.replicated(mesh))
 
 
 def _spec(loop_parts, tcfg, directory, step_fn=None, batch_log=None, every=CHECKPOINT_EVERY):
@@ -183,10 +191,11 @@ def test_resume_after_crash_equals_uninterrupted_run(loop_parts, tmp_path, caplo
 
   directory = str(tmp_path / "crashed")
   with pytest.raises(Crash):
-    train.run_loop(_spec(loop_parts, tcfg, directory, crashing_step), _fresh_state(loop_parts, tcfg))
+    train.run_loop(_spec(loop_parts, tcfg, directory, crashing_step),
+                   _fresh_state(loop_parts, tcfg))
   assert calls == list(range(CRASH_AFTER))
-  _wait_for_checkpoint(directory, 4)
-  assert _finalized_steps(directory) == [2, 4]
+  _wait_for_checkpoint(directory, LAST_CHECKPOINT)
+  assert _finalized_steps(directory) == [LAST_CHECKPOINT]
 
   resumed_calls, batches = [], []
 
@@ -197,10 +206,11 @@ def test_resume_after_crash_equals_uninterrupted_run(loop_parts, tmp_path, caplo
   with caplog.at_level(logging.INFO):
     final = jax.device_get(train.run_loop(
         _spec(loop_parts, tcfg, directory, counting_step, batches), _fresh_state(loop_parts, tcfg)))
-  # The rerun starts at the last checkpoint (step 4), not at step 0 and not at the crash (5).
-  assert resumed_calls == list(range(4, TOTAL_STEPS))
-  assert batches == list(range(4, TOTAL_STEPS))
-  assert any("resumed from checkpoint at step 4" in r.getMessage() for r in caplog.records)
+  # The rerun starts at the last checkpoint, not at step 0 and not at the crash.
+  assert resumed_calls == list(range(LAST_CHECKPOINT, TOTAL_STEPS))
+  assert batches == list(range(LAST_CHECKPOINT, TOTAL_STEPS))
+  assert any(f"resumed from checkpoint at step {LAST_CHECKPOINT}" in r.getMessage()
+             for r in caplog.records)
   assert int(final.step) == int(reference.step) == TOTAL_STEPS
   for part in ("params", "batch_stats", "opt_state"):
     ref_leaves = jax.tree.leaves(getattr(reference, part))
@@ -250,7 +260,8 @@ def test_nan_guard_keeps_only_finite_checkpoints(loop_parts, diverged_run):
   for s in manager.all_steps():
     restored = manager.restore(s, args=ocp.args.StandardRestore(abstract))
     nonfinite = [jax.tree_util.keystr(p) for p, leaf in jax.tree_util.tree_leaves_with_path(
-        (restored.params, restored.batch_stats, restored.opt_state))
+        {"params": restored.params, "batch_stats": restored.batch_stats,
+         "opt_state": restored.opt_state})
                  if jnp.issubdtype(leaf.dtype, jnp.floating) and not np.all(np.isfinite(leaf))]
     if nonfinite:
       bad[s] = f"{len(nonfinite)} non-finite arrays, e.g. {nonfinite[0]}"

@@ -74,7 +74,8 @@ class BlockNet(nn.Module):
     names = self.block_names
     # first == head name: the input is the last block's output and only the head runs.
     start = 0 if first is None else len(names) if first == self.head.name else names.index(first)
-    stop = len(names) if last is None else names.index(last) + 1
+    # last == stem name: only the stem runs (the input of the first block).
+    stop = len(names) if last is None else 0 if last == self.stem.name else names.index(last) + 1
     features = {}
     if first is None:
       x = features[self.stem.name] = self.stem.build()(x, train)
@@ -83,11 +84,15 @@ class BlockNet(nn.Module):
     for spec in self.blocks[start:stop]:
       x = features[spec.name] = spec.build()(x, train)
     logits = self.head.build()(x, train) if last is None else None
+    if logits is None and first is not None and first == self.head.name:
+      raise ValueError("first=head runs only the head: leave last unset")
     return logits, features
 
   def with_blocks(self, replacements: Mapping[str, LayerSpec]) -> "BlockNet":
     """The same network with some blocks swapped (the student, or a hybrid)."""
-    return BlockNet(self.stem, tuple(replacements.get(b.name, b) for b in self.blocks), self.head)
+    # parent=None: a method of an unbound Linen module would otherwise try to adopt the new module.
+    return BlockNet(self.stem, tuple(replacements.get(b.name, b) for b in self.blocks), self.head,
+                    parent=None)
 
   def to_json(self) -> dict:
     return {"stem": self.stem.to_json(), "blocks": [b.to_json() for b in self.blocks],

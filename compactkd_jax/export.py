@@ -1,0 +1,66 @@
+"""The exported student: orbax checkpoint + `student.json` (the spec that rebuilds it) + a
+serialized `jax.export` artifact of `predict(uint8 images) -> logits` with a symbolic batch size.
+`load_student(path)` brings back a `Student` that predicts like the trained one."""
+import dataclasses
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from compactkd_jax import artifacts
+from compactkd_jax.models.net import BlockNet
+
+SPEC_NAME = "student.json"
+EXPORT_NAME = "student.jax_export"
+
+
+@dataclasses.dataclass
+class Student:
+  net: BlockNet
+  variables: dict
+  spec: dict
+
+  @property
+  def preprocess(self):
+    return artifacts.preprocess_of(self.spec)
+
+  def predict(self, images_uint8) -> jax.Array:
+    """Logits for a batch of raw uint8 NHWC images (normalization included)."""
+    return _predict(self.net, self.preprocess, self.variables, jnp.asarray(images_uint8))
+
+
+def _predict(net, preprocess, variables, images):
+  return jax.jit(lambda v, x: net.apply(v, preprocess(x))[0])(variables, images)
+
+
+def export(directory: str, net: BlockNet, variables: dict, image_shape, num_classes: int,
+           preprocess, extra: dict | None = None) -> dict:
+  """Writes the three artifacts into `directory`; returns their paths."""
+  artifacts.save_model(directory, net, variables, image_shape, num_classes, preprocess, extra)
+  with open(os.path.join(directory, artifacts.SPEC_FILE)) as f:
+    spec = json.load(f)
+  with open(os.path.join(directory, SPEC_NAME), "w") as f:
+    json.dump(spec, f, indent=2)
+  host_vars = jax.device_get(variables)
+  predict = jax.jit(lambda x: net.apply(host_vars, preprocess(x))[0])
+  batch = jax.export.symbolic_shape("b")[0]
+  exported = jax.export.export(predict)(
+      jax.ShapeDtypeStruct((batch, *image_shape), jnp.uint8))
+  with open(os.path.join(directory, EXPORT_NAME), "wb") as f:
+    f.write(exported.serialize())
+  return {"checkpoint": os.path.join(directory, artifacts.VARIABLES_DIR),
+          "spec": os.path.join(directory, SPEC_NAME),
+          "jax_export": os.path.join(directory, EXPORT_NAME)}
+
+
+def load_student(directory: str) -> Student:
+  net, variables, spec = artifacts.load_model(directory)
+  return Student(net, variables, spec)
+
+
+def load_exported(directory: str):
+  """The deserialized `jax.export.Exported`; call `.call(images_uint8)`."""
+  with open(os.path.join(directory, EXPORT_NAME), "rb") as f:
+    return jax.export.deserialize(bytearray(f.read()))

@@ -1,0 +1,72 @@
+"""Progressive refinement (DESIGN stage 6): the outer Python loop walks the student's replaced
+blocks in order; each is trained a little more on the output of the already assembled student
+prefix, to match the teacher's features at the same depth, so errors do not pile up.
+The result is saved to `<workdir>/refine/` as the student's starting point for the fine-tune."""
+import functools
+
+import jax
+
+from compactkd_jax import artifacts, feed, student, train
+from compactkd_jax.context import RunContext
+from compactkd_jax.distill import teacher_features
+from compactkd_jax.losses import normalized_mse
+from compactkd_jax.models.net import BlockNet
+
+REFINED_DIR = "refine"
+
+
+def refine_step(state, idx, key, images, labels, teacher_vars, prefix_vars, *, teacher: BlockNet,
+                student_net: BlockNet, block: str, prev: str, preprocess, mesh):
+  """One step on block `block` alone. The student prefix (blocks before it, inference-mode BN) and
+  the teacher are frozen arguments; only the block's own variables are in the donated state."""
+  x, _ = feed.gather(images, labels, idx, mesh)
+  x = preprocess(x, jax.random.fold_in(key, state.step))
+  target = teacher_features(teacher, teacher_vars, x, last=block)[block]
+  _, prefix = student_net.apply(prefix_vars, x, last=prev)
+  x_in = jax.lax.stop_gradient(prefix[prev])
+  spec = next(b for b in student_net.blocks if b.name == block)
+
+  def loss_fn(params):
+    out, upd = spec.build().apply({"params": params, "batch_stats": state.batch_stats}, x_in,
+                                  train=True, mutable=["batch_stats"])
+    return normalized_mse(out, target), upd.get("batch_stats", {})
+
+  (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  return state.apply_gradients(grads=grads, batch_stats=stats), {"loss": loss}
+
+
+def refine_blocks(plan: dict) -> list[str]:
+  """Replaced blocks that have parameters, in network order (keep and skip need no refinement)."""
+  return [e["block"] for e in plan["blocks"] if e["candidate"] not in ("keep", "skip")]
+
+
+def run(ctx: RunContext) -> dict:
+  teacher_net, teacher_vars, net, variables, plan = student.initial_student(ctx)
+  variables = jax.device_put(variables, feed.replicated(ctx.mesh))
+  tcfg, tr = ctx.cfg.refine.train, ctx.splits["train"]
+  total = train.num_steps(tcfg, tr.size)
+  key = jax.random.key(ctx.cfg.seed + 2)
+  names = (net.stem.name, *net.block_names)
+  for block in refine_blocks(plan):
+    prev = names[names.index(block) - 1]
+    block_vars = {k: v[block] for k, v in variables.items() if block in v}
+    state = jax.device_put(train.create_state(block_vars, tcfg, total), feed.replicated(ctx.mesh))
+    jitted = jax.jit(functools.partial(refine_step, teacher=teacher_net, student_net=net,
+                                       block=block, prev=prev, preprocess=ctx.preprocess,
+                                       mesh=ctx.mesh), donate_argnums=0)
+    prefix_vars = variables
+    step = lambda s, idx: jitted(s, idx, key, tr.images, tr.labels, teacher_vars, prefix_vars)
+    batch_fn = lambda s: feed.put_global(
+        feed.train_indices(tr.size, tcfg.batch_size, ctx.cfg.seed + 2, s), feed.sharded(ctx.mesh))
+    spec = train.LoopSpec(name=f"refine_{block}", total_steps=total, step_fn=step,
+                          batch_fn=batch_fn, checkpoint_dir=ctx.path("checkpoints", f"refine_{block}"),
+                          log_every=tcfg.log_every_steps, checkpoint_every=tcfg.checkpoint_every_steps,
+                          lr_hint="config.refine.train.learning_rate", writer=ctx.writer)
+    state = train.run_loop(spec, state)
+    # The refined block becomes part of the prefix the next block is trained on.
+    variables = {"params": {**variables["params"], block: state.params},
+                 "batch_stats": {**variables["batch_stats"],
+                                 **({block: state.batch_stats} if state.batch_stats else {})}}
+  artifacts.save_model(ctx.path(REFINED_DIR), net, variables, ctx.dataset.image_shape,
+                       ctx.dataset.num_classes, ctx.preprocess)
+  return {"blocks": refine_blocks(plan), "steps_per_block": total}

@@ -1,0 +1,66 @@
+"""The student: selection under the budget (DESIGN stage 5) into `plan.json`, and assembly of the
+student network from the plan, the distilled candidate weights and the teacher's stem and head."""
+import jax
+
+from compactkd_jax import distill_phase, select, teacher
+from compactkd_jax.context import RunContext
+from compactkd_jax.errors import UserError
+from compactkd_jax.models.net import BlockNet, LayerSpec
+
+
+def run_select(ctx: RunContext) -> dict:
+  scores = ctx.read_json("scores.json")
+  if scores is None:
+    raise UserError(f"no scores.json in {ctx.workdir}: run the distill phase first "
+                    "(add 'distill' to config.phases)")
+  s = ctx.cfg.select
+  plan = select.make_plan(scores, s.metric, s.budget, s.relative, s.damage, s.solver)
+  greedy = select.make_plan(scores, s.metric, s.budget, s.relative, s.damage, "greedy")
+  plan["greedy"] = {"choice": greedy["choice"], "cost": greedy["cost"],
+                    "predicted_damage": greedy["predicted_damage"]}
+  plan["curve"] = select.damage_curve(scores, s.metric, s.damage)
+  ctx.write_json(plan, "plan.json")
+  return {"metric": plan["metric"], "limit": plan["limit"], "cost": plan["cost"],
+          "relative_cost": plan["cost"] / plan["teacher_cost"],
+          "predicted_damage": plan["predicted_damage"],
+          "greedy_predicted_damage": greedy["predicted_damage"],
+          "choice": plan["choice"]}
+
+
+def load_plan(ctx: RunContext) -> dict:
+  plan = ctx.read_json("plan.json")
+  if plan is None:
+    raise UserError(f"no plan.json in {ctx.workdir}: run the select phase first")
+  return plan
+
+
+def student_net(teacher_net: BlockNet, plan: dict) -> BlockNet:
+  return teacher_net.with_blocks({e["block"]: LayerSpec.from_json(e["spec"])
+                                  for e in plan["blocks"]})
+
+
+def assemble(teacher_net: BlockNet, teacher_vars: dict, plan: dict, cand_vars: dict):
+  """(student net, variables): stem, head and `keep` blocks from the teacher, every other block
+  from its distilled candidate; parameter-free choices (skip) have no entry."""
+  net = student_net(teacher_net, plan)
+  variables = {"params": dict(teacher_vars["params"]),
+               "batch_stats": dict(teacher_vars.get("batch_stats", {}))}
+  for entry in plan["blocks"]:
+    b, c = entry["block"], entry["candidate"]
+    if c == "keep":
+      continue
+    for col in ("params", "batch_stats"):
+      variables[col].pop(b, None)
+      tree = cand_vars.get(col, {}).get(b, {}).get(c)
+      if tree:
+        variables[col][b] = tree
+  return net, jax.tree.map(lambda x: x, variables)
+
+
+def initial_student(ctx: RunContext):
+  """Teacher (net, vars) and the assembled student (net, vars) from plan.json and the candidates."""
+  teacher_net, teacher_vars = teacher.load(ctx)
+  plan = load_plan(ctx)
+  cand_vars = distill_phase.load_candidates(ctx, distill_phase.build_plan(ctx, teacher_net))
+  net, variables = assemble(teacher_net, teacher_vars, plan, cand_vars)
+  return teacher_net, teacher_vars, net, variables, plan

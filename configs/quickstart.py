@@ -1,0 +1,29 @@
+"""The default main job: every phase on the full Fashion-MNIST, FLOPs budget 50% of the teacher.
+
+  python -m compactkd_jax.main --config configs/quickstart.py --workdir runs/quickstart
+  (or: bash scripts/quickstart.sh)
+
+Teacher: ResNet-20 at width 0.5 (8/16/32 channels), sized so that every phase finishes in about
+10 minutes on a 2-core CPU. The candidate menu leaves out the depthwise candidates (dwsep, ir_t):
+XLA:CPU trains depthwise convolutions ~10x slower than dense ones; on GPU/TPU use the full menu.
+Expected result: see README (measured).
+"""
+from compactkd_jax.config import default_config
+
+
+def get_config():
+  c = default_config()
+  c.phases = ("teacher", "distill", "select", "refine", "finetune", "baselines", "report")
+  c.teacher.model = "resnet20"
+  c.teacher.options.width = 0.5
+  c.teacher.train.epochs = 3
+  c.teacher.train.log_every_steps = 100
+  c.distill.candidates = ("keep", "slim_0.25", "slim_0.5", "slim_0.75", "skip")
+  c.distill.train.epochs = 0.5
+  c.distill.score_examples = 2000
+  c.refine.train.epochs = 0.1
+  c.finetune.train.epochs = 2
+  c.baselines.train.epochs = 2
+  c.select.metric = "flops"
+  c.select.budget = 0.5
+  return c

@@ -1,0 +1,60 @@
+"""Tests for the command line (`python -m compactkd_jax.main`): user mistakes end in one clear line
+on stderr and a non-zero exit, never in a traceback."""
+import os
+
+from conftest import REPO_ROOT, run_python
+
+CONFIG = os.path.join(REPO_ROOT, "configs", "fashion_mnist_resnet20_teacher.py")
+# Tiny limits, so that a case the CLI failed to reject would still end in seconds.
+TINY = ["--config.data.train_limit=600", "--config.data.validation_size=100",
+        "--config.data.test_limit=100", "--config.teacher.train.steps=2",
+        "--config.teacher.options.width=0.25"]
+
+
+def _main(workdir, *flags):
+  return run_python(["-m", "compactkd_jax.main", f"--config={CONFIG}", f"--workdir={workdir}",
+                     *TINY, *flags], timeout=300)
+
+
+def _assert_one_line_error(proc, *needles):
+  stderr = proc.stderr
+  assert proc.returncode != 0, f"exit 0; stderr tail:\n{stderr[-2000:]}"
+  assert "Traceback" not in stderr, f"traceback on stderr:\n{stderr[-3000:]}"
+  errors = [line for line in stderr.splitlines()
+            if line.startswith("error:") or line.startswith("FATAL Flags parsing error")]
+  assert len(errors) == 1, f"expected one error line; stderr tail:\n{stderr[-2000:]}"
+  for needle in needles:
+    assert needle in errors[0], errors[0]
+  return errors[0]
+
+
+def test_unknown_model(tmp_path):
+  line = _assert_one_line_error(_main(tmp_path / "w", "--config.teacher.model=resnet21"),
+                                "resnet21")
+  assert "resnet20" in line and "mobilenet_v2" in line  # the valid names are listed
+
+
+def test_unknown_config_key(tmp_path):
+  proc = _main(tmp_path / "w", "--config.teacher.nope=1")
+  _assert_one_line_error(proc, "nope")
+  assert not (tmp_path / "w").exists()  # rejected before anything was written
+
+
+def test_missing_data_dir(tmp_path):
+  _assert_one_line_error(_main(tmp_path / "w", "--config.data.data_dir=/nonexistent"),
+                         "/nonexistent", "does not exist")
+
+
+def test_unknown_tfds_dataset(tmp_path):
+  proc = _main(tmp_path / "w", "--config.data.source=tfds", "--config.data.name=no_such_dataset")
+  _assert_one_line_error(proc, "no_such_dataset")
+
+
+def test_missing_workdir_flag():
+  proc = run_python(["-m", "compactkd_jax.main", f"--config={CONFIG}"], timeout=120)
+  _assert_one_line_error(proc, "workdir")
+
+
+def test_unknown_phase(tmp_path):
+  proc = _main(tmp_path / "w", "--config.phases=('teacher','nope')")
+  _assert_one_line_error(proc, "nope", "teacher")
