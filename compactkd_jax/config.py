@@ -30,7 +30,11 @@ def default_config() -> ml_collections.ConfigDict:
       crop_padding=2, flip=True, eval_batch_size=1000))
   c.teacher = ml_collections.ConfigDict(dict(
       model="resnet20", checkpoint="",  # a workdir (or its teacher/ folder) to load instead of training
-      options=ml_collections.ConfigDict(dict(width=1.0)),  # model options: shortcut, classifier, ...
+      # Each model takes the options it knows: resnet* shortcut A (parameter-free) or B (1x1 conv);
+      # vgg* classifier "single" (one dense layer) or "zoo" (512-512-classes, dropout);
+      # mobilenet_v2 dropout; every model a width multiplier.
+      options=ml_collections.ConfigDict(dict(width=1.0, shortcut="A", classifier="single",
+                                             dropout=0.0)),
       train=train_defaults(epochs=8, learning_rate=0.1)))
   c.distill = ml_collections.ConfigDict(dict(
       schedule="parallel",
@@ -52,16 +56,18 @@ def default_config() -> ml_collections.ConfigDict:
   return c
 
 
-# Sub-dicts whose keys depend on the chosen model rather than on this file.
-FREE_FORM = {"teacher.options"}
-
-
 def validate(cfg: ml_collections.ConfigDict) -> None:
   """Rejects unknown keys, wrong types and impossible values, naming the valid choices."""
   _check_keys(cfg, default_config(), "")
   unknown = [p for p in cfg.phases if p not in PHASES]
   if unknown:
     raise UserError(f"unknown phase(s) {unknown} in config.phases; valid phases: {list(PHASES)}")
+  from compactkd_jax.models import candidates, zoo  # models import no heavy machinery
+  zoo.check_model_name(cfg.teacher.model)
+  unknown = [c for c in cfg.distill.candidates if c not in candidates.CANDIDATES]
+  if unknown:
+    raise UserError(f"unknown candidate(s) {unknown} in config.distill.candidates; valid: "
+                    f"{list(candidates.CANDIDATES)}")
   if cfg.distill.schedule not in ("parallel", "sequential"):
     raise UserError(f"config.distill.schedule={cfg.distill.schedule!r}; valid: parallel, sequential")
   for name in ("teacher", "distill", "refine", "finetune", "baselines"):
@@ -81,8 +87,7 @@ def _check_keys(cfg, ref, prefix):
     if isinstance(default, ml_collections.ConfigDict):
       if not isinstance(value, ml_collections.ConfigDict):
         raise UserError(f"config key {path!r} must be a section (ConfigDict)")
-      if path not in FREE_FORM:
-        _check_keys(value, default, path + ".")
+      _check_keys(value, default, path + ".")
     elif isinstance(default, (int, float)) and not isinstance(default, bool):
       if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise UserError(f"config key {path!r} must be a number, got {value!r}")

@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable, Sequence
 
 import jax
+import jax.extend.core as jax_core
 import jax.numpy as jnp
 import numpy as np
 
@@ -47,7 +48,7 @@ def _macs_of(jaxpr) -> int:
       (lhs_contract, _), _ = eqn.params["dimension_numbers"]
       lhs = eqn.invars[0].aval.shape
       total += math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in lhs_contract)
-    for sub in jax.core.jaxprs_in_params(eqn.params):
+    for sub in jax_core.jaxprs_in_params(eqn.params):
       total += _macs_of(sub)
   return total
 

@@ -93,12 +93,17 @@ def load_tfds_split(name: str, split: str, data_dir: str | None) -> tuple[Split,
     raise UserError(f"unknown tfds dataset {name!r}; see tfds.list_builders() for valid names, "
                     "or use data.source='idx'") from None
   try:
-    ds = tfds.load(name, split=split, data_dir=data_dir, batch_size=-1, as_supervised=True,
-                   download=False)
+    ds = tfds.load(name, split=split, data_dir=data_dir, as_supervised=True, download=False)
   except (AssertionError, FileNotFoundError) as e:
     raise UserError(f"tfds dataset {name!r} is not prepared in {data_dir or 'the tfds data dir'}; "
                     f"prepare it with `tfds build {name}` first ({str(e).splitlines()[0]})") from None
-  images, labels = tfds.as_numpy(ds)
+  # Batches of a fixed size, not batch_size=-1: that sizes the batch from split metadata, which is
+  # empty for datasets without it (and under tfds.testing.mock_data).
+  chunks = list(tfds.as_numpy(ds.batch(4096)))
+  if not chunks:
+    raise UserError(f"tfds dataset {name!r} split {split!r} is empty")
+  images = np.concatenate([c[0] for c in chunks])
+  labels = np.concatenate([c[1] for c in chunks])
   images = images[..., None] if images.ndim == 3 else images
   num_classes = builder.info.features["label"].num_classes
   return Split(np.asarray(images, np.uint8), np.asarray(labels, np.int32)), num_classes

@@ -32,11 +32,37 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   from compactkd_jax import pipeline  # after flag parsing: a bad flag fails fast, before JAX loads
   try:
-    pipeline.run(_CONFIG.value, _WORKDIR.value)
+    config = _CONFIG.value
+    config.keys()  # config_flags reports a file it could not load only on first use
+  except (OSError, ImportError, SyntaxError) as e:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    _fail(f"cannot load the config file: {lines[-1] if lines else e}")
+  try:
+    pipeline.run(config, _WORKDIR.value)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
 
 
+def parse_flags(argv):
+  """absl's parser, but a bad flag or config override is one line, not a traceback."""
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError) as e:  # ml_collections: an override names an unknown key
+    key = str(e).strip("\"'")
+    culprit = next((a for a in argv[1:] if f".{key}" in a.split("=")[0]), key)
+    _fail(f"unknown config key in {culprit}; the valid keys and their defaults are in "
+          "compactkd_jax/config.py")
+  except (flags.Error, TypeError, ValueError) as e:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    _fail(f"{lines[-1] if lines else e}; the valid config keys and their defaults are in "
+          "compactkd_jax/config.py")
+
+
+def _fail(message: str):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

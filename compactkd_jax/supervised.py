@@ -79,5 +79,6 @@ def variables_of(state) -> dict:
 
 
 def init_variables(net: BlockNet, image_shape, seed: int) -> dict:
-  variables = net.init(jax.random.key(seed), np.zeros((1, *image_shape), np.float32))
+  # One compiled init instead of hundreds of tiny op-by-op random programs (seconds on CPU).
+  variables = jax.jit(net.init)(jax.random.key(seed), np.zeros((1, *image_shape), np.float32))
   return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}

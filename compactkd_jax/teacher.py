@@ -9,13 +9,14 @@ import jax
 from compactkd_jax import artifacts, feed, supervised, train
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
-from compactkd_jax.models import BlockNet, get_model
+from compactkd_jax.models import BlockNet, get_model, zoo
 
 TEACHER_DIR = "teacher"
 
 
 def build(cfg, num_classes: int) -> BlockNet:
-  return get_model(cfg.teacher.model, num_classes, **cfg.teacher.options.to_dict())
+  options = zoo.model_options(cfg.teacher.model, cfg.teacher.options.to_dict())
+  return get_model(cfg.teacher.model, num_classes, **options)
 
 
 def source_dir(ctx: RunContext) -> str:

@@ -93,6 +93,12 @@ def _finite(metrics: dict) -> bool:
   return all(np.all(np.isfinite(v)) for v in metrics.values())
 
 
+@jax.jit
+def _state_finite(params, batch_stats):
+  leaves = jax.tree.leaves((params, batch_stats))
+  return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else True
+
+
 def summarize(pending: list[dict]) -> dict[str, float]:
   """Averages a window of per-step metric dicts with clu's Average."""
   host = jax.device_get(pending)
@@ -131,6 +137,11 @@ def run_loop(spec: LoopSpec, state: TrainState) -> TrainState:
     if spec.eval_fn and spec.eval_every and (done % spec.eval_every == 0) and not last:
       logging.info("[%s] step %d eval %s", spec.name, done, spec.eval_fn(state))
     if done % spec.checkpoint_every == 0 or last:
+      # Weights can blow up steps before the loss does: never checkpoint a non-finite state.
+      if not bool(_state_finite(state.params, state.batch_stats)):
+        manager.wait_until_finished()
+        raise UserError(f"[{spec.name}] weights are not finite at step {done}; lower "
+                        f"{spec.lr_hint} (checkpoints up to the last good step are kept)")
       manager.save(done, args=ocp.args.StandardSave(state))
   manager.wait_until_finished()  # async save: make the final checkpoint durable before returning
   manager.close()

@@ -233,11 +233,12 @@ def test_resume_after_crash_equals_uninterrupted_run(loop_parts, tmp_path, caplo
 
 @pytest.fixture(scope="module")
 def diverged_run(loop_parts, tmp_path_factory):
-  """40 steps at learning rate 1e6, logging and checkpointing every 5: (error, checkpoint dir)."""
+  """40 steps at learning rate 1e6, logging and checkpointing every step: (error, checkpoint dir).
+  The weights blow up within a few steps, so some finite checkpoints exist before the failure."""
   tcfg = _tcfg(learning_rate=1e6)
   tcfg.steps = 40
   directory = str(tmp_path_factory.mktemp("diverged"))
-  spec = _spec(loop_parts, tcfg, directory, every=5)
+  spec = _spec(loop_parts, tcfg, directory, every=1)
   spec.lr_hint = "config.teacher.train.learning_rate"
   with pytest.raises(UserError) as e:
     train.run_loop(spec, _fresh_state(loop_parts, tcfg))

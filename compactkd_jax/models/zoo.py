@@ -3,6 +3,7 @@
 Each builder returns plain data; widths follow the reference CIFAR implementations so parameter and
 MAC counts match the published figures (checked in tests/test_cost.py).
 """
+import inspect
 from typing import Callable
 
 from compactkd_jax.errors import UserError
@@ -92,11 +93,22 @@ MODELS: dict[str, Callable[..., BlockNet]] = {
 }
 
 
-def get_model(name: str, num_classes: int, **options) -> BlockNet:
-  """The teacher `name` with its options (shortcut / classifier / width / dropout)."""
+def check_model_name(name: str) -> None:
   if name not in MODELS:
     raise UserError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+
+
+def get_model(name: str, num_classes: int, **options) -> BlockNet:
+  """The teacher `name` with its options (shortcut / classifier / width / dropout)."""
+  check_model_name(name)
   try:
     return MODELS[name](num_classes, **options)
   except TypeError as e:
     raise UserError(f"bad options {options} for model {name!r}: {e}") from None
+
+
+def model_options(name: str, options: dict) -> dict:
+  """The subset of `options` that model `name` takes (configs carry every family's options)."""
+  check_model_name(name)
+  accepted = inspect.signature(MODELS[name]).parameters
+  return {k: v for k, v in options.items() if k in accepted}
