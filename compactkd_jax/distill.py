@@ -71,7 +71,8 @@ def init_candidates(plan: BlockPlan, seed: int) -> dict:
     for c, spec in cands:
       key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), _stable_id(b)),
                                _stable_id(c))
-      v = spec.build().init(key, jnp.zeros((1, *plan.in_shape(b)), jnp.float32))
+      # jit: one compiled init instead of many tiny eager random programs (slow to start on CPU).
+      v = jax.jit(spec.build().init)(key, jnp.zeros((1, *plan.in_shape(b)), jnp.float32))
       params.setdefault(b, {})[c] = v["params"]
       stats.setdefault(b, {})[c] = v.get("batch_stats", {})
   return {"params": params, "batch_stats": stats}

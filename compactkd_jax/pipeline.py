@@ -52,6 +52,8 @@ def make_context(cfg, workdir: str) -> RunContext:
   dataset = data.load_dataset(cfg.data)
   mesh = feed.make_mesh()
   preprocess = feed.Preprocess.from_split(dataset.train, cfg.data.crop_padding, cfg.data.flip)
+  if cfg.teacher.checkpoint:  # a loaded teacher keeps the normalization it was trained with
+    preprocess = teacher.saved_preprocess(cfg.teacher.checkpoint, preprocess)
   splits = {name: feed.DeviceSplit.create(getattr(dataset, name), mesh)
             for name in ("train", "validation", "test")}
   logging.info("data: %d train / %d validation / %d test images of shape %s, %d classes; "

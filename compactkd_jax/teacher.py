@@ -1,6 +1,7 @@
 """The teacher phase: train a zoo teacher with the one loop, or load a saved one; evaluate it;
 save it to `<workdir>/teacher/` for every later phase (and later runs, via config.teacher.checkpoint).
 """
+import json
 import os
 import time
 
@@ -22,10 +23,23 @@ def build(cfg, num_classes: int) -> BlockNet:
 def source_dir(ctx: RunContext) -> str:
   """Where the teacher lives: the configured checkpoint (a workdir or a model dir) or this run's."""
   ckpt = ctx.cfg.teacher.checkpoint
-  if not ckpt:
-    return ctx.path(TEACHER_DIR)
+  return _resolve(ckpt) if ckpt else ctx.path(TEACHER_DIR)
+
+
+def _resolve(ckpt: str) -> str:
   nested = os.path.join(ckpt, TEACHER_DIR)
   return nested if os.path.exists(os.path.join(nested, artifacts.SPEC_FILE)) else ckpt
+
+
+def saved_preprocess(ckpt: str, current: feed.Preprocess) -> feed.Preprocess:
+  """The normalization saved with a teacher checkpoint, with this run's augmentation settings."""
+  path = os.path.join(_resolve(ckpt), artifacts.SPEC_FILE)
+  if not os.path.exists(path):
+    raise UserError(f"no saved teacher in {ckpt} ({artifacts.SPEC_FILE} missing); set "
+                    "config.teacher.checkpoint to a workdir whose teacher phase finished")
+  with open(path) as f:
+    spec = json.load(f)
+  return artifacts.preprocess_of(spec, current.crop_padding, current.flip)
 
 
 def load(ctx: RunContext) -> tuple[BlockNet, dict]:

@@ -2,7 +2,9 @@
 
   python -m compactkd_jax.main --config configs/fashion_mnist_resnet20_teacher.py --workdir W
 
-Runtime on a 2-core CPU: see the README (measured). Expected test accuracy: > 91%.
+Measured on the 2-core CPU this project develops on (2026-11-25): 4 epochs, 1,716 steps of batch
+128, test accuracy 91.48% (validation 91.64%), 35 minutes wall while other jobs shared the cores
+(20 minutes of CPU time; expect ~20 minutes on an idle machine). Minutes on any GPU.
 """
 from compactkd_jax.config import default_config
 

@@ -1,0 +1,23 @@
+"""ResNet-56 on CIFAR-10 through tensorflow-datasets (prepare it first: `tfds build cifar10`).
+
+  python -m compactkd_jax.main --config configs/cifar10_resnet56.py --workdir runs/cifar10_resnet56
+
+Expected runtime: about an hour on one GPU; impractical on a 2-core CPU.
+Expected result: teacher ~93% (the usual CIFAR-10 ResNet-56); not yet measured here.
+"""
+from compactkd_jax.config import default_config
+
+
+def get_config():
+  c = default_config()
+  c.phases = ("teacher", "distill", "select", "refine", "finetune", "baselines", "report")
+  c.data.source = "tfds"
+  c.data.name = "cifar10"
+  c.data.crop_padding = 4
+  c.teacher.model = "resnet56"
+  c.teacher.train.epochs = 160
+  c.teacher.train.batch_size = 128
+  c.distill.train.epochs = 10
+  c.finetune.train.epochs = 40
+  c.baselines.train.epochs = 40
+  return c

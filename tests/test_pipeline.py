@@ -1,0 +1,102 @@
+"""End to end: every phase on a small real Fashion-MNIST config; the budget holds, the report and the
+export exist, and the exported student (orbax + spec, and jax.export) predicts like the trained one."""
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+import compactkd_jax
+from compactkd_jax import artifacts, export, pipeline, supervised
+from conftest import make_tiny_config
+
+ALL_PHASES = ("teacher", "distill", "select", "refine", "finetune", "baselines", "report")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, request):
+  request.getfixturevalue("fmnist_dir")
+  cfg = make_tiny_config(train_limit=3000, validation_size=500, test_limit=500, width=0.25,
+                         steps=120, batch_size=64, learning_rate=0.1)
+  cfg.phases = ALL_PHASES
+  cfg.distill.candidates = ("keep", "slim_0.25", "slim_0.5", "ir_1", "skip")
+  for section, steps in (("distill", 30), ("refine", 5), ("finetune", 40), ("baselines", 40)):
+    t = cfg[section].train
+    t.steps, t.batch_size, t.log_every_steps, t.checkpoint_every_steps = steps, 64, steps, steps
+  cfg.select.budget = 0.5
+  cfg.report.throughput_batch_size = 64
+  workdir = str(tmp_path_factory.mktemp("e2e"))
+  results = pipeline.run(cfg, workdir)
+  return cfg, workdir, results
+
+
+def test_every_phase_ran_and_wrote_its_files(finished_run):
+  _, workdir, results = finished_run
+  assert set(results) == set(ALL_PHASES)
+  for name in ("scores.json", "plan.json", "results.json", "report.md", "tradeoff.png",
+               "export/student.json", "export/student.jax_export", "export/variables"):
+    assert os.path.exists(os.path.join(workdir, name)), name
+  with open(os.path.join(workdir, "results.json")) as f:
+    res = json.load(f)
+  for row in (res["teacher"], res["student"], *res["baselines"].values()):
+    for key in ("accuracy", "flops", "macs", "params"):
+      assert np.isfinite(row[key])
+  assert set(res["baselines"]) == {"scratch", "kd"}
+  assert {"metric", "limit", "teacher_cost"} <= set(res["budget"])
+  report = open(os.path.join(workdir, "report.md")).read()
+  assert "| student |" in report and "| teacher |" in report
+
+
+def test_student_meets_the_budget(finished_run):
+  _, workdir, _ = finished_run
+  with open(os.path.join(workdir, "results.json")) as f:
+    res = json.load(f)
+  assert res["budget"]["metric"] == "flops"
+  assert res["budget"]["limit"] == pytest.approx(0.5 * res["teacher"]["flops"], rel=1e-6)
+  # The plan's cost is summed per block; the assembled student is measured whole: both fit.
+  assert res["plan"]["cost"] <= res["budget"]["limit"]
+  assert res["student"]["flops"] <= res["budget"]["limit"] * 1.01
+  # The student really is different from the teacher and smaller.
+  assert any(c != "keep" for c in res["plan"]["choice"].values())
+  assert res["student"]["params"] < res["teacher"]["params"]
+
+
+def test_student_learned_something(finished_run):
+  _, workdir, _ = finished_run
+  with open(os.path.join(workdir, "results.json")) as f:
+    res = json.load(f)
+  assert res["teacher"]["accuracy"] > 0.6
+  assert res["student"]["accuracy"] > 0.5
+
+
+def test_exported_student_predicts_like_the_trained_one(finished_run, small_dataset):
+  _, workdir, _ = finished_run
+  images = small_dataset.test.images[:37]  # odd size: the export has a symbolic batch dimension
+  net, variables, spec = artifacts.load_model(os.path.join(workdir, "finetune"))
+  pre = artifacts.preprocess_of(spec)
+  reference = np.asarray(net.apply(variables, pre(images))[0])
+
+  student = compactkd_jax.load_student(os.path.join(workdir, "export"))
+  np.testing.assert_allclose(np.asarray(student.predict(images)), reference, atol=1e-5, rtol=1e-5)
+  exported = export.load_exported(os.path.join(workdir, "export"))
+  np.testing.assert_allclose(np.asarray(exported.call(images)), reference, atol=1e-5, rtol=1e-5)
+  with open(os.path.join(workdir, "export", "student.json")) as f:
+    assert json.load(f)["architecture"] == net.to_json()
+
+
+def test_rerun_skips_finished_phases(finished_run):
+  cfg, workdir, _ = finished_run
+  before = {p: os.path.getmtime(os.path.join(workdir, p, "result.json")) for p in ALL_PHASES}
+  pipeline.run(cfg, workdir)
+  after = {p: os.path.getmtime(os.path.join(workdir, p, "result.json")) for p in ALL_PHASES}
+  assert before == after
+
+
+def test_a_different_config_is_refused(finished_run):
+  from compactkd_jax.errors import UserError
+  cfg, workdir, _ = finished_run
+  other = cfg.copy_and_resolve_references()
+  other.select.budget = 0.3
+  with pytest.raises(UserError, match="different config"):
+    pipeline.run(other, workdir)
