@@ -33,13 +33,16 @@ def _resolve(ckpt: str) -> str:
 
 def saved_preprocess(ckpt: str, current: feed.Preprocess) -> feed.Preprocess:
   """The normalization saved with a teacher checkpoint, with this run's augmentation settings."""
+  return artifacts.preprocess_of(_saved_spec(ckpt), current.crop_padding, current.flip)
+
+
+def _saved_spec(ckpt: str) -> dict:
   path = os.path.join(_resolve(ckpt), artifacts.SPEC_FILE)
   if not os.path.exists(path):
     raise UserError(f"no saved teacher in {ckpt} ({artifacts.SPEC_FILE} missing); set "
                     "config.teacher.checkpoint to a workdir whose teacher phase finished")
   with open(path) as f:
-    spec = json.load(f)
-  return artifacts.preprocess_of(spec, current.crop_padding, current.flip)
+    return json.load(f)
 
 
 def load(ctx: RunContext) -> tuple[BlockNet, dict]:
@@ -89,9 +92,10 @@ def run_supervised(ctx: RunContext, name: str, net: BlockNet, state, tcfg, total
 
 def run(ctx: RunContext) -> dict:
   start = time.perf_counter()
-  steps = 0
+  steps, model = 0, ctx.cfg.teacher.model
   if ctx.cfg.teacher.checkpoint:
     net, variables = load(ctx)
+    model = _saved_spec(ctx.cfg.teacher.checkpoint).get("model", "imported")
   else:
     net, variables, steps = train_teacher(ctx)
     artifacts.save_model(ctx.path(TEACHER_DIR), net, variables, ctx.dataset.image_shape,
@@ -100,6 +104,6 @@ def run(ctx: RunContext) -> dict:
                                 "options": ctx.cfg.teacher.options.to_dict()})
   ev = lambda split: supervised.evaluate(net, variables, ctx.splits[split], ctx.preprocess,
                                          ctx.mesh, ctx.cfg.data.eval_batch_size)["accuracy"]
-  return {"model": ctx.cfg.teacher.model, "source": source_dir(ctx), "steps": steps,
+  return {"model": model, "source": source_dir(ctx), "steps": steps,
           "val_accuracy": ev("validation"), "test_accuracy": ev("test"),
           "wall_seconds": time.perf_counter() - start}
