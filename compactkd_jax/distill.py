@@ -149,7 +149,7 @@ def run_schedule(ctx, plan: BlockPlan, teacher_vars, tcfg, schedule: str) -> dic
   out = {"params": {}, "batch_stats": {}}
   for block, sub in groups:
     sub_vars = variables if block is None else split_state_variables(variables, block)
-    state = jax.device_put(train.create_state(sub_vars, tcfg, total), feed.replicated(ctx.mesh))
+    state = feed.replicate(train.create_state(sub_vars, tcfg, total), ctx.mesh)
     step = make_distill_step(sub, ctx.preprocess, ctx.mesh, key, tr.images, tr.labels,
                              teacher_vars, last_block=block)
     name = "distill" if block is None else f"distill_{block}"

@@ -33,7 +33,7 @@ def run(ctx: RunContext) -> dict:
     with ocp.StandardCheckpointer() as ckptr:
       ckptr.save(path, jax.device_get(cand_vars))
       ckptr.wait_until_finished()
-  cand_vars = jax.device_put(cand_vars, feed.replicated(ctx.mesh))
+  cand_vars = feed.replicate(cand_vars, ctx.mesh)
   val = ctx.splits["validation"]
   if 0 < ctx.cfg.distill.score_examples < val.size:
     val = feed.DeviceSplit(val.images, val.labels, ctx.cfg.distill.score_examples)

@@ -37,6 +37,19 @@ def put_global(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
   return jax.make_array_from_callback(array.shape, sharding, lambda idx: array[idx])
 
 
+def replicate(tree, mesh: Mesh):
+  """Every leaf of a host or single-device pytree as a global array replicated over the mesh.
+  Unlike jax.device_put this also works across processes (each process holds the same values)."""
+  return jax.tree.map(lambda x: put_global(_x32(np.asarray(jax.device_get(x))), replicated(mesh)),
+                      tree)
+
+
+def _x32(a: np.ndarray) -> np.ndarray:
+  """Python ints and floats (a TrainState's step) become JAX's default 32-bit types."""
+  return a.astype({np.dtype(np.int64): np.int32, np.dtype(np.float64): np.float32}.get(a.dtype,
+                                                                                      a.dtype))
+
+
 @dataclasses.dataclass
 class DeviceSplit:
   """A split living on the devices (replicated), plus its size on the host."""

@@ -20,7 +20,7 @@ def _train_and_save(ctx: RunContext, name: str, net, variables, tcfg, section: s
   start = time.perf_counter()
   feed.check_batch_size(tcfg.batch_size, ctx.mesh, f"config.{section}.train.batch_size")
   total = train.num_steps(tcfg, ctx.splits["train"].size)
-  state = jax.device_put(train.create_state(variables, tcfg, total), feed.replicated(ctx.mesh))
+  state = feed.replicate(train.create_state(variables, tcfg, total), ctx.mesh)
   state = teacher.run_supervised(ctx, name, net, state, tcfg, total, teacher_net=teacher_net,
                                  teacher_vars=teacher_vars, kd=kd, seed_offset=seed_offset,
                                  section=section)

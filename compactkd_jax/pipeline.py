@@ -76,20 +76,22 @@ def run(cfg, workdir: str) -> dict:
   workdir = os.path.abspath(workdir)
   check_workdir(cfg, workdir)
   ctx = make_context(cfg, workdir)
-  results = {}
-  for phase in cfg.phases:
-    done = ctx.read_json(phase, "result.json")
-    if done is not None:
-      logging.info("[%s] already done, skipping (delete %s to redo it)", phase, ctx.path(phase))
-      results[phase] = done
-      continue
-    start = time.perf_counter()
-    result = PHASE_FUNCTIONS[phase](ctx)
-    result.setdefault("wall_seconds", time.perf_counter() - start)
-    ctx.write_json(result, phase, "result.json")
-    logging.info("[%s] done: %s", phase, {k: v for k, v in result.items()
-                                          if isinstance(v, (int, float, str))})
-    results[phase] = result
-  if ctx.writer is not None:
-    ctx.writer.close()
-  return results
+  try:
+    return {phase: _run_phase(ctx, phase) for phase in cfg.phases}
+  finally:  # flush TensorBoard even when a phase stops with an error
+    if ctx.writer is not None:
+      ctx.writer.close()
+
+
+def _run_phase(ctx: RunContext, phase: str) -> dict:
+  done = ctx.read_json(phase, "result.json")
+  if done is not None:
+    logging.info("[%s] already done, skipping (delete %s to redo it)", phase, ctx.path(phase))
+    return done
+  start = time.perf_counter()
+  result = PHASE_FUNCTIONS[phase](ctx)
+  result.setdefault("wall_seconds", time.perf_counter() - start)
+  ctx.write_json(result, phase, "result.json")
+  logging.info("[%s] done: %s", phase, {k: v for k, v in result.items()
+                                        if isinstance(v, (int, float, str))})
+  return result

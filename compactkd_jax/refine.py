@@ -42,7 +42,7 @@ def refine_blocks(plan: dict) -> list[str]:
 
 def run(ctx: RunContext) -> dict:
   teacher_net, teacher_vars, net, variables, plan = student.initial_student(ctx)
-  variables = jax.device_put(variables, feed.replicated(ctx.mesh))
+  variables = feed.replicate(variables, ctx.mesh)
   tcfg, tr = ctx.cfg.refine.train, ctx.splits["train"]
   total = train.num_steps(tcfg, tr.size)
   key = jax.random.key(ctx.cfg.seed + 2)
@@ -50,7 +50,7 @@ def run(ctx: RunContext) -> dict:
   for block in refine_blocks(plan):
     prev = names[names.index(block) - 1]
     block_vars = {k: v[block] for k, v in variables.items() if block in v}
-    state = jax.device_put(train.create_state(block_vars, tcfg, total), feed.replicated(ctx.mesh))
+    state = feed.replicate(train.create_state(block_vars, tcfg, total), ctx.mesh)
     jitted = jax.jit(functools.partial(refine_step, teacher=teacher_net, student_net=net,
                                        block=block, prev=prev, preprocess=ctx.preprocess,
                                        mesh=ctx.mesh), donate_argnums=0)

@@ -29,7 +29,7 @@ def _row(ctx, name, net, variables, phase_result) -> dict:
 
 def _load(ctx, name):
   net, variables, _ = artifacts.load_model(ctx.path(name))
-  return net, jax.device_put(variables, feed.replicated(ctx.mesh))
+  return net, feed.replicate(variables, ctx.mesh)
 
 
 def collect(ctx: RunContext) -> dict:
@@ -94,28 +94,32 @@ def write_markdown(results: dict, path: str) -> None:
 
 
 def plot_tradeoff(results: dict, path: str) -> None:
+  """Accuracy against FLOPs for teacher, student and baselines; on a second axis, the predicted
+  damage of the best plan at every budget from 10% to 100% (selection is cheap: the whole curve)."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   t = results["teacher"]
-  fig, ax = plt.subplots(figsize=(6.4, 4.4))
-  curve = [p for p in results["plan"]["curve"] if p["predicted_damage"] is not None]
-  if curve:  # predicted accuracy of the best plan at every budget, on the plan's metric
-    scale = t["flops"] / results["budget"]["teacher_cost"] if results["budget"]["metric"] == "flops" \
-        else None
-    xs = [p["cost"] * scale if scale else p["fraction"] * t["flops"] for p in curve]
-    # Predicted damage is measured on validation; drawn as a drop from the teacher's test accuracy.
-    ys = [100 * (t["accuracy"] - p["predicted_damage"]) for p in curve]
-    ax.plot(xs, ys, "-", color="0.6", label="best plan at each budget (predicted)")
+  fig, ax = plt.subplots(figsize=(6.8, 4.4))
   points = [("teacher", t, "k*"), ("student (ours)", results["student"], "ro")]
   points += [(f"baseline: {k}", r, m) for (k, r), m in zip(results["baselines"].items(),
                                                           ("bs", "g^"))]
   for label, r, marker in points:
-    ax.plot(r["flops"], 100 * r["accuracy"], marker, markersize=9, label=f"{label} (test)")
+    ax.plot(r["flops"], 100 * r["accuracy"], marker, markersize=9, label=f"{label}, test")
   ax.set_xlabel("XLA FLOPs per image")
-  ax.set_ylabel("accuracy (%)")
+  ax.set_ylabel("test accuracy (%)")
   ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
+  curve = [p for p in results["plan"]["curve"] if p["predicted_damage"] is not None]
+  if curve:
+    # Budget fractions are of the plan's metric; drawn at that fraction of the teacher's FLOPs.
+    ax2 = ax.twinx()
+    ax2.plot([p["fraction"] * t["flops"] for p in curve],
+             [100 * p["predicted_damage"] for p in curve], "-", color="0.6",
+             label=f"best plan: predicted damage ({results['plan']['damage']}, validation)")
+    ax2.set_ylabel(f"predicted damage of the best plan (points)\nbudget on "
+                   f"{results['budget']['metric']}", color="0.4")
+    ax2.legend(fontsize=8, loc="upper center")
+  ax.legend(fontsize=8, loc="lower right")
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)

@@ -53,7 +53,7 @@ def load(ctx: RunContext) -> tuple[BlockNet, dict]:
     raise UserError(f"the teacher in {source_dir(ctx)} expects images {shape} and {classes} "
                     f"classes, but the data has {ctx.dataset.image_shape} and "
                     f"{ctx.dataset.num_classes}; use a teacher trained on this dataset")
-  return net, jax.device_put(variables, feed.replicated(ctx.mesh))
+  return net, feed.replicate(variables, ctx.mesh)
 
 
 def train_teacher(ctx: RunContext) -> tuple[BlockNet, dict, int]:
@@ -63,7 +63,7 @@ def train_teacher(ctx: RunContext) -> tuple[BlockNet, dict, int]:
   total = train.num_steps(tcfg, ctx.splits["train"].size)
   state = train.create_state(supervised.init_variables(net, ctx.dataset.image_shape, cfg.seed),
                              tcfg, total)
-  state = jax.device_put(state, feed.replicated(ctx.mesh))
+  state = feed.replicate(state, ctx.mesh)
   return net, supervised.variables_of(run_supervised(ctx, "teacher", net, state, tcfg, total)), total
 
 
