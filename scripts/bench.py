@@ -376,7 +376,7 @@ def bench_distill(args, net, teacher_vars, batches, mesh, device, sync):
       args, torch_distill_step(torch.compile(compiled_src),
                                distill_sgd(compiled_src.cands.parameters(), dcfg)), batches, sync))
 
-  # (c) an epoch of N batches: sequential (per block, teacher prefix re-run every batch) vs parallel.
+  # (c) an epoch of N batches: sequential (per block, teacher prefix re-run per batch) vs parallel.
   n = args.epoch_batches
   blocks = [b for b, _ in plan.menus]
   seq_states, seq_steps, flops_seq, seq_compile = {}, {}, 0.0, 0.0  # flops: one batch, all blocks
@@ -482,7 +482,7 @@ def cpu_model() -> str:
 
 
 def main(argv=None):
-  start = time.perf_counter()
+  start, load_start = time.perf_counter(), os.getloadavg()[0]
   args = parse_args(argv)
   torch.set_num_threads(os.cpu_count())
   torch_device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -522,6 +522,8 @@ def main(argv=None):
       f"- versions: jax {jax.__version__}, jaxlib {_version('jaxlib')}, flax "
       f"{_version('flax')}, optax {_version('optax')}, torch {torch.__version__}, python "
       f"{platform.python_version()}",
+      f"- load average (1 min) at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f} "
+      f"(anything else running on the machine skews the numbers, PyTorch's OpenMP most)",
       f"- threads: torch.set_num_threads({os.cpu_count()}) (os.cpu_count()); XLA uses all cores "
       f"(its default). Both run in this one process, one at a time, {args.settle:g} s apart.",
       f"- workload: {args.model} width {args.width:g} on real Fashion-MNIST train images "

@@ -104,20 +104,36 @@ def test_every_candidate_keeps_block_shapes(name, options, shape):
     menu = candidates.menu(block, ins[b], outs[b], every)
     assert menu["keep"] == block
     assert _abstract_out_shape(block, ins[b])[0] == outs[b]
-    for c, spec in menu.items():
-      offered.add(c)
+    # Every builder's output keeps the shapes, whether or not the menu keeps it (dominated ones).
+    built = {c: candidates.CANDIDATES[c](block, ins[b], outs[b]) for c in every}
+    for c, spec in {**{c: s for c, s in built.items() if s is not None}, **menu}.items():
       assert spec.name == b, f"{b}/{c} must keep the block's name to be spliced in"
-      if c != "keep":
-        assert spec != block
       out_shape, n_params = _abstract_out_shape(spec, ins[b])
       assert out_shape == outs[b], f"{name} {b}/{c}: {ins[b]} -> {out_shape}, expected {outs[b]}"
       assert (n_params == 0) == (c == "skip"), f"{b}/{c} has {n_params} parameter arrays"
+    for c, spec in menu.items():
+      offered.add(c)
+      if c != "keep":
+        assert spec != block
+        assert not _dominated(spec, block, ins[b]), f"{b}/{c} saves neither MACs nor params"
     _check_menu_rules(name, block, ins[b], outs[b], menu)
-  # The whole menu is exercised on every teacher family (skip only where shapes are kept).
-  expected = set(every) - ({"skip"} if name.startswith("vgg") else set())
-  if name == "mobilenet_v2":
-    expected -= {"dwsep"}  # already depthwise; ir_6 only for the 1 x 1 last_conv
-  assert offered == expected
+  # The menu is exercised on every teacher family (skip only where shapes are kept).
+  assert {"keep", "slim_0.25", "slim_0.5", "ir_1"} <= offered
+  assert ("dwsep" in offered) == (name != "mobilenet_v2")
+  assert ("skip" in offered) == (not name.startswith("vgg"))
+
+
+def _dominated(spec, block, in_shape):
+  macs, params = candidates._macs_and_params(spec, tuple(in_shape))
+  keep_macs, keep_params = candidates._macs_and_params(block, tuple(in_shape))
+  return macs >= keep_macs and params >= keep_params
+
+
+def _offered_unless_dominated(menu, c, block, in_shape, out_shape, applies: bool):
+  """c is in the menu exactly when its rule applies and it saves MACs or parameters."""
+  spec = candidates.CANDIDATES[c](block, in_shape, out_shape)
+  expected = applies and spec is not None and not _dominated(spec, block, in_shape)
+  return (c in menu) == expected
 
 
 def _check_menu_rules(name, block, in_shape, out_shape, menu):
@@ -127,17 +143,18 @@ def _check_menu_rules(name, block, in_shape, out_shape, menu):
   if "skip" in menu:
     assert menu["skip"].kind == "identity"
   for t in (1, 2, 3, 6):
-    if block.kind == "inverted_residual":
-      assert (f"ir_{t}" in menu) == (t < opts["expansion"]), f"{name} {b}: ir_{t} rule"
-    else:
-      assert f"ir_{t}" in menu, f"{name} {b}: ir_{t} applies to every non-MobileNet block"
+    applies = t < opts["expansion"] if block.kind == "inverted_residual" else True
+    assert _offered_unless_dominated(menu, f"ir_{t}", block, in_shape, out_shape, applies), \
+        f"{name} {b}: ir_{t} rule"
     if f"ir_{t}" in menu:
       assert dict(menu[f"ir_{t}"].options)["expansion"] == t
   # dwsep needs a k x k conv with k > 1; inverted residuals are already depthwise.
   has_kxk = block.kind == "basic" or (block.kind == "conv" and opts.get("kernel", 3) > 1)
-  assert ("dwsep" in menu) == has_kxk
+  assert _offered_unless_dominated(menu, "dwsep", block, in_shape, out_shape, has_kxk)
   for r in (0.25, 0.5, 0.75):
-    assert dict(menu[f"slim_{r}"].options)["width_ratio"] == r
+    assert _offered_unless_dominated(menu, f"slim_{r}", block, in_shape, out_shape, True)
+    if f"slim_{r}" in menu:
+      assert dict(menu[f"slim_{r}"].options)["width_ratio"] == r
 
 
 def test_mobilenet_expansion_one_block_gets_no_inverted_residual():
