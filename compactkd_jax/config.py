@@ -68,6 +68,16 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if unknown:
     raise UserError(f"unknown candidate(s) {unknown} in config.distill.candidates; valid: "
                     f"{list(candidates.CANDIDATES)}")
+  _check_choice("select.metric", cfg.select.metric, ("flops", "macs", "params"))
+  _check_choice("select.damage", cfg.select.damage, ("accuracy", "mse"))
+  _check_choice("select.solver", cfg.select.solver, ("dp", "greedy"))
+  for kind in cfg.baselines.kinds:
+    _check_choice("baselines.kinds", kind, ("scratch", "kd"))
+  if not 0.0 <= cfg.finetune.kd.alpha <= 1.0 or cfg.finetune.kd.temperature <= 0:
+    raise UserError("config.finetune.kd needs 0 <= alpha <= 1 and temperature > 0")
+  if cfg.select.budget <= 0 or (cfg.select.relative and cfg.select.budget > 1.0):
+    raise UserError(f"config.select.budget={cfg.select.budget} must be > 0, and at most 1.0 when "
+                    "relative (a fraction of the teacher)")
   if cfg.distill.schedule not in ("parallel", "sequential"):
     raise UserError(f"config.distill.schedule={cfg.distill.schedule!r}; valid: parallel, sequential")
   for name in ("teacher", "distill", "refine", "finetune", "baselines"):
@@ -76,6 +86,11 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
       raise UserError(f"config.{name}.train needs epochs > 0 or steps > 0")
     if t.batch_size <= 0 or t.learning_rate <= 0:
       raise UserError(f"config.{name}.train.batch_size and learning_rate must be positive")
+
+
+def _check_choice(key: str, value: str, valid) -> None:
+  if value not in valid:
+    raise UserError(f"config.{key}={value!r} is not valid; valid: {', '.join(valid)}")
 
 
 def _check_keys(cfg, ref, prefix):

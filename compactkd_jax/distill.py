@@ -150,8 +150,9 @@ def run_schedule(ctx, plan: BlockPlan, teacher_vars, tcfg, schedule: str) -> dic
   for block, sub in groups:
     sub_vars = variables if block is None else split_state_variables(variables, block)
     state = feed.replicate(train.create_state(sub_vars, tcfg, total), ctx.mesh)
+    # The teacher runs only as deep as needed: to the last block (parallel) or to `block`.
     step = make_distill_step(sub, ctx.preprocess, ctx.mesh, key, tr.images, tr.labels,
-                             teacher_vars, last_block=block)
+                             teacher_vars, last_block=block or plan.teacher.block_names[-1])
     name = "distill" if block is None else f"distill_{block}"
     spec = train.LoopSpec(name=name, total_steps=total, step_fn=step, batch_fn=batch_fn,
                           checkpoint_dir=ctx.path("checkpoints", name),

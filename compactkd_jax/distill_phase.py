@@ -7,6 +7,7 @@ import orbax.checkpoint as ocp
 
 from compactkd_jax import distill, feed, score, teacher
 from compactkd_jax.context import RunContext
+from compactkd_jax.errors import UserError
 
 CANDIDATES_DIR = ("distill", "candidates")
 
@@ -17,8 +18,13 @@ def build_plan(ctx: RunContext, teacher_net) -> distill.BlockPlan:
 
 def load_candidates(ctx: RunContext, plan: distill.BlockPlan) -> dict:
   abstract = jax.eval_shape(lambda: distill.init_candidates(plan, ctx.cfg.seed))
-  with ocp.StandardCheckpointer() as ckptr:
-    return ckptr.restore(ctx.path(*CANDIDATES_DIR), abstract)
+  try:
+    with ocp.StandardCheckpointer() as ckptr:
+      return ckptr.restore(ctx.path(*CANDIDATES_DIR), abstract)
+  except Exception as e:  # orbax raises many types for missing, truncated or mismatched files
+    raise UserError(f"cannot restore the distilled candidates in {ctx.path(*CANDIDATES_DIR)} "
+                    f"({str(e).splitlines()[0][:160]}); delete {ctx.path('distill')} to redo "
+                    "the distill phase") from None
 
 
 def run(ctx: RunContext) -> dict:

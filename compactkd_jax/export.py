@@ -2,12 +2,12 @@
 serialized `jax.export` artifact of `predict(uint8 images) -> logits` with a symbolic batch size.
 `load_student(path)` brings back a `Student` that predicts like the trained one."""
 import dataclasses
+import functools
 import json
 import os
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from compactkd_jax import artifacts
 from compactkd_jax.models.net import BlockNet
@@ -28,11 +28,13 @@ class Student:
 
   def predict(self, images_uint8) -> jax.Array:
     """Logits for a batch of raw uint8 NHWC images (normalization included)."""
-    return _predict(self.net, self.preprocess, self.variables, jnp.asarray(images_uint8))
+    return _predict(self.variables, jnp.asarray(images_uint8), net=self.net,
+                    preprocess=self.preprocess)
 
 
-def _predict(net, preprocess, variables, images):
-  return jax.jit(lambda v, x: net.apply(v, preprocess(x))[0])(variables, images)
+@functools.partial(jax.jit, static_argnames=("net", "preprocess"))
+def _predict(variables, images, *, net, preprocess):
+  return net.apply(variables, preprocess(images))[0]
 
 
 def export(directory: str, net: BlockNet, variables: dict, image_shape, num_classes: int,
@@ -41,18 +43,23 @@ def export(directory: str, net: BlockNet, variables: dict, image_shape, num_clas
   artifacts.save_model(directory, net, variables, image_shape, num_classes, preprocess, extra)
   with open(os.path.join(directory, artifacts.SPEC_FILE)) as f:
     spec = json.load(f)
-  with open(os.path.join(directory, SPEC_NAME), "w") as f:
-    json.dump(spec, f, indent=2)
+  _write_atomic(os.path.join(directory, SPEC_NAME), json.dumps(spec, indent=2).encode())
   host_vars = jax.device_get(variables)
   predict = jax.jit(lambda x: net.apply(host_vars, preprocess(x))[0])
   batch = jax.export.symbolic_shape("b")[0]
   exported = jax.export.export(predict)(
       jax.ShapeDtypeStruct((batch, *image_shape), jnp.uint8))
-  with open(os.path.join(directory, EXPORT_NAME), "wb") as f:
-    f.write(exported.serialize())
+  _write_atomic(os.path.join(directory, EXPORT_NAME), bytes(exported.serialize()))
   return {"checkpoint": os.path.join(directory, artifacts.VARIABLES_DIR),
           "spec": os.path.join(directory, SPEC_NAME),
           "jax_export": os.path.join(directory, EXPORT_NAME)}
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+  """Temp file + rename: a crash never leaves a truncated artifact behind."""
+  with open(path + ".tmp", "wb") as f:
+    f.write(data)
+  os.replace(path + ".tmp", path)
 
 
 def load_student(directory: str) -> Student:

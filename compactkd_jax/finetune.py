@@ -42,7 +42,8 @@ def run_finetune(ctx: RunContext) -> dict:
     _, _, net, variables, _ = student.initial_student(ctx)
   return _train_and_save(ctx, "finetune", net, variables, ctx.cfg.finetune.train, "finetune",
                          teacher_net,
-                         teacher_vars, kd=ctx.cfg.finetune.kd, seed_offset=3)
+                         teacher_vars, kd=ctx.cfg.finetune.kd,
+                         seed_offset=3)  # the baselines use the same batch and augmentation order
 
 
 def run_baselines(ctx: RunContext) -> dict:
@@ -57,7 +58,7 @@ def run_baselines(ctx: RunContext) -> dict:
       variables = supervised.init_variables(net, ctx.dataset.image_shape, ctx.cfg.seed + 10 + i)
       done = _train_and_save(ctx, f"baseline_{kind}", net, variables, ctx.cfg.baselines.train,
                              "baselines", teacher_net, teacher_vars,
-                             kd=ctx.cfg.finetune.kd if kind == "kd" else None, seed_offset=4)
+                             kd=ctx.cfg.finetune.kd if kind == "kd" else None, seed_offset=3)
       ctx.write_json(done, f"baseline_{kind}", "result.json")
     results[kind] = done
   return results

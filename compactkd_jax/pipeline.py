@@ -28,15 +28,23 @@ def check_workdir(cfg, workdir: str) -> None:
   if os.path.exists(path):
     with open(path) as f:
       saved = json.load(f)
-    diff = _differences(saved, current)
+    diff = [d for d in _differences(saved, current) if not _may_change(d, workdir)]
     if diff:
       raise UserError(f"workdir {workdir} was made by a different config (differs in "
                       f"{', '.join(diff[:5])}); use a new --workdir or the original config")
-  else:
+  if not os.path.exists(path) or diff:
     os.makedirs(workdir, exist_ok=True)
     with open(path + ".tmp", "w") as f:
       json.dump(current, f, indent=2, sort_keys=True)
     os.replace(path + ".tmp", path)
+
+
+def _may_change(key: str, workdir: str) -> bool:
+  """Which phases run, and the training settings of a phase that has not finished (e.g. a lower
+  learning rate after a diverged loss), may change without invalidating the workdir."""
+  section = key.split(".")[0]
+  return key == "phases" or (".train." in key and not os.path.exists(
+      os.path.join(workdir, "baselines" if section == "baselines" else section, "result.json")))
 
 
 def _differences(a, b, prefix="") -> list[str]:
@@ -51,6 +59,9 @@ def _differences(a, b, prefix="") -> list[str]:
 def make_context(cfg, workdir: str) -> RunContext:
   dataset = data.load_dataset(cfg.data)
   mesh = feed.make_mesh()
+  for section in ("teacher", "distill", "refine", "finetune", "baselines"):
+    feed.check_batch_size(cfg[section].train.batch_size, mesh, f"config.{section}.train.batch_size")
+  feed.check_batch_size(cfg.data.eval_batch_size, mesh, "config.data.eval_batch_size")
   preprocess = feed.Preprocess.from_split(dataset.train, cfg.data.crop_padding, cfg.data.flip)
   if cfg.teacher.checkpoint:  # a loaded teacher keeps the normalization it was trained with
     preprocess = teacher.saved_preprocess(cfg.teacher.checkpoint, preprocess)

@@ -23,7 +23,7 @@ def _measure(ctx: RunContext, net, variables) -> dict:
 def _row(ctx, name, net, variables, phase_result) -> dict:
   acc = supervised.evaluate(net, variables, ctx.splits["test"], ctx.preprocess, ctx.mesh,
                             ctx.cfg.data.eval_batch_size)["accuracy"]
-  return {"name": name, "accuracy": acc, "val_accuracy": phase_result.get("val_accuracy"),
+  return {"name": name, "accuracy": acc, "val_accuracy": (phase_result or {}).get("val_accuracy"),
           **_measure(ctx, net, variables)}
 
 
@@ -89,8 +89,9 @@ def write_markdown(results: dict, path: str) -> None:
       f"Wall time per phase: {walls}.", "",
       "## Per block (validation split)", "", block_table(results["plan"]), "",
       f"Exported student: {results['export']['spec']}, {results['export']['jax_export']}.", ""]
-  with open(path, "w") as f:
+  with open(path + ".tmp", "w") as f:
     f.write("\n".join(text))
+  os.replace(path + ".tmp", path)  # atomic: a crash never leaves half a report
 
 
 def plot_tradeoff(results: dict, path: str) -> None:
@@ -121,7 +122,8 @@ def plot_tradeoff(results: dict, path: str) -> None:
     ax2.legend(fontsize=8, loc="upper center")
   ax.legend(fontsize=8, loc="lower right")
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  fig.savefig(path + ".tmp.png", dpi=120)
+  os.replace(path + ".tmp.png", path)
   plt.close(fig)
 
 

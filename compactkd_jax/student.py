@@ -1,6 +1,5 @@
 """The student: selection under the budget (DESIGN stage 5) into `plan.json`, and assembly of the
 student network from the plan, the distilled candidate weights and the teacher's stem and head."""
-import jax
 
 from compactkd_jax import distill_phase, select, teacher
 from compactkd_jax.context import RunContext
@@ -54,7 +53,8 @@ def assemble(teacher_net: BlockNet, teacher_vars: dict, plan: dict, cand_vars: d
       tree = cand_vars.get(col, {}).get(b, {}).get(c)
       if tree:
         variables[col][b] = tree
-  return net, jax.tree.map(lambda x: x, variables)
+  # Shares the teacher's buffers: callers replicate (copy) before anything is donated.
+  return net, variables
 
 
 def initial_student(ctx: RunContext):

@@ -59,7 +59,7 @@ def load(ctx: RunContext) -> tuple[BlockNet, dict]:
 def train_teacher(ctx: RunContext) -> tuple[BlockNet, dict, int]:
   cfg, tcfg = ctx.cfg, ctx.cfg.teacher.train
   net = build(cfg, ctx.dataset.num_classes)
-  feed.check_batch_size(tcfg.batch_size, ctx.mesh, "teacher.train.batch_size")
+  feed.check_batch_size(tcfg.batch_size, ctx.mesh, "config.teacher.train.batch_size")
   total = train.num_steps(tcfg, ctx.splits["train"].size)
   state = train.create_state(supervised.init_variables(net, ctx.dataset.image_shape, cfg.seed),
                              tcfg, total)

@@ -33,8 +33,8 @@ def num_steps(tcfg, train_size: int) -> int:
 
 
 def make_optimizer(tcfg, total_steps: int) -> optax.GradientTransformation:
-  """SGD with Nesterov momentum, cosine decay (optional linear warm-up), decoupled L2 on all params
-  as in the PyTorch CIFAR recipes (weight decay added to the gradient, BN included)."""
+  """SGD with Nesterov momentum, cosine decay (optional linear warm-up), L2 weight decay on all
+  params added to the gradient, BN included, as in the PyTorch CIFAR recipes."""
   schedule = optax.warmup_cosine_decay_schedule(
       0.0, tcfg.learning_rate, tcfg.warmup_steps, max(total_steps, tcfg.warmup_steps + 1)) \
       if tcfg.warmup_steps else optax.cosine_decay_schedule(tcfg.learning_rate, total_steps)

@@ -8,8 +8,9 @@ in one run on one machine, on real Fashion-MNIST batches:
       to that block for every batch, as most PyTorch block-wise KD code does) against parallel;
 plus this machine's peak float32 matmul rate and each step's model-FLOP utilization.
 
-  cd /work/main && .venv/bin/python scripts/bench.py            # about 4-5 minutes on a 2-core CPU
-  .venv/bin/python scripts/bench.py --tiny                      # smoke test, about a minute
+  cd /work/main && .venv/bin/python scripts/bench.py    # about 3.5 minutes on a 2-core CPU
+  .venv/bin/python scripts/bench.py --tiny              # smoke: about 4 minutes, almost all of it
+                                                        # torch.compile; 1 with --skip_torch_compile
 
 Writes results/bench_<machine>.md (machine: --machine, else e.g. "cpu2core") and prints the same.
 Both frameworks start from the same weights (the Flax initialization copied into the PyTorch mirrors
