@@ -77,6 +77,16 @@ def test_workdir_of_another_config_is_user_error(tmp_path):
   cfg = make_tiny_config()
   pipeline.check_workdir(cfg, str(tmp_path))
   pipeline.check_workdir(cfg, str(tmp_path))  # the same config may resume
+  other = cfg.copy_and_resolve_references()
+  other.teacher.options.width = 0.5
+  with pytest.raises(UserError, match="teacher.options.width"):
+    pipeline.check_workdir(other, str(tmp_path))
+  # A lower learning rate for a phase that has not finished (after a NaN, say) is accepted ...
+  cfg.teacher.train.learning_rate = 0.01
+  pipeline.check_workdir(cfg, str(tmp_path))
+  # ... but not once the phase is done: its result would no longer match the config.
+  os.makedirs(tmp_path / "teacher")
+  (tmp_path / "teacher" / "result.json").write_text("{}")
   cfg.teacher.train.learning_rate = 0.5
   with pytest.raises(UserError, match="learning_rate"):
     pipeline.check_workdir(cfg, str(tmp_path))
