@@ -2,7 +2,7 @@
 
   python -m compactkd_jax.main --config configs/cifar100_vgg16.py --workdir runs/cifar100_vgg16
 
-Expected runtime: about an hour on one GPU. Expected result: teacher ~72%; not yet measured here.
+Expected runtime (an estimate; this config has not been run yet): about an hour on one GPU. Expected result: teacher ~72%; not yet measured here.
 """
 from compactkd_jax.config import default_config
 

@@ -3,7 +3,7 @@ headline: 2x fewer FLOPs, 5.2x fewer parameters).
 
   python -m compactkd_jax.main --config configs/cifar10_mobilenet_v2.py --workdir runs/cifar10_mobilenet_v2
 
-Expected runtime: about two hours on one GPU. Expected result: teacher ~94%; not yet measured here.
+Expected runtime (an estimate; this config has not been run yet): about two hours on one GPU. Expected result: teacher ~94%; not yet measured here.
 """
 from compactkd_jax.config import default_config
 

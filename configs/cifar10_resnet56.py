@@ -2,7 +2,7 @@
 
   python -m compactkd_jax.main --config configs/cifar10_resnet56.py --workdir runs/cifar10_resnet56
 
-Expected runtime: about an hour on one GPU; impractical on a 2-core CPU.
+Expected runtime (an estimate; this config has not been run yet): about an hour on one GPU; impractical on a 2-core CPU.
 Expected result: teacher ~93% (the usual CIFAR-10 ResNet-56); not yet measured here.
 """
 from compactkd_jax.config import default_config

@@ -3,7 +3,7 @@ teacher's parameters.
 
   python -m compactkd_jax.main --config configs/fashion_mnist_mobilenet_v2.py --workdir runs/fashion_mnist_mobilenet_v2
 
-Expected runtime: many hours on a 2-core CPU (XLA:CPU trains depthwise convolutions slowly); about
+Expected runtime (an estimate; this config has not been run yet): many hours on a 2-core CPU (XLA:CPU trains depthwise convolutions slowly); about
 an hour on one GPU. Expected result: not yet measured here.
 """
 from compactkd_jax.config import default_config

@@ -2,7 +2,7 @@
 
   python -m compactkd_jax.main --config configs/fashion_mnist_resnet56.py --workdir runs/fashion_mnist_resnet56
 
-Expected runtime: about 3 hours on a 2-core CPU (teacher 12 epochs dominates), minutes on a GPU.
+Expected runtime (an estimate; this config has not been run yet): about 3 hours on a 2-core CPU (teacher 12 epochs dominates), minutes on a GPU.
 Expected result: teacher ~93%, student within ~1 point at half the FLOPs (not yet measured here).
 """
 from compactkd_jax.config import default_config

@@ -2,7 +2,7 @@
 
   python -m compactkd_jax.main --config configs/fashion_mnist_vgg16.py --workdir runs/fashion_mnist_vgg16
 
-Expected runtime: several hours on a 2-core CPU; well under an hour on one GPU.
+Expected runtime (an estimate; this config has not been run yet): several hours on a 2-core CPU; well under an hour on one GPU.
 Expected result: teacher ~93-94%; not yet measured here.
 """
 from compactkd_jax.config import default_config
