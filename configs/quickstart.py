@@ -7,9 +7,9 @@ Teacher: ResNet-20 at width 0.5 (8/16/32 channels), 3 epochs; block-wise distill
 refinement 0.1 epoch per block; fine-tune and both baselines 2 epochs each. The candidate menu leaves
 out the depthwise candidates (dwsep, ir_t): XLA:CPU trains depthwise convolutions 10-15x slower
 than dense ones; on GPU/TPU use the full menu.
-Measured on the 2-core CPU (2026-11-25, results/quickstart/): 22.7 minutes while other jobs shared
-the cores (about 14 minutes estimated alone); teacher 90.02%, student 88.41% at 49.4% of the
-teacher's FLOPs, same student from scratch 86.82%, Hinton-KD only 87.06%.
+Measured on the 2-core CPU (2026-11-25, clean clone, alone; results/quickstart/): 17 min 40 s;
+teacher 90.02%, student 88.38% at 49.4% of the teacher's FLOPs, same student from scratch 86.98%,
+Hinton-KD only 87.75%.
 """
 from compactkd_jax.config import default_config
 
