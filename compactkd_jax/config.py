@@ -20,6 +20,13 @@ def train_defaults(epochs: float, learning_rate: float, batch_size: int = 128,
       log_every_steps=50, eval_every_steps=0, checkpoint_every_steps=200))
 
 
+def use_tfds_cifar(cfg: ml_collections.ConfigDict, name: str) -> None:
+  """Data settings of the CIFAR configs: tfds `name` (prepared on disk), 32x32 crops padded by 4."""
+  cfg.data.source = "tfds"
+  cfg.data.name = name
+  cfg.data.crop_padding = 4
+
+
 def default_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from compactkd_jax.errors import UserError
+from compactkd_jax.models import zoo
 from compactkd_jax.models.net import BlockNet
 
 IGNORED_SUFFIXES = ("num_batches_tracked",)
@@ -303,7 +304,7 @@ def import_teacher(state_dict_path: str, model: str, options: Mapping[str, Any],
   teacher and every later phase uses them.
   """
   from compactkd_jax import artifacts, feed
-  from compactkd_jax.models import get_model, zoo
+  from compactkd_jax.models import get_model
   # Configs carry every family's options (teacher.options): keep the ones this model takes.
   options = zoo.model_options(model, dict(options))
   net = get_model(model, num_classes, **options)
@@ -334,12 +335,9 @@ def main(argv=None):
   p.add_argument("--image_shape", default="32,32,3")
   p.add_argument("--mean", default="0.4914,0.4822,0.4465", help="per channel, images in [0, 1]")
   p.add_argument("--std", default="0.2470,0.2435,0.2616")
-  p.add_argument("--shortcut", help="ResNet shortcut: A or B")
-  p.add_argument("--classifier", help="VGG classifier: single or zoo")
-  p.add_argument("--width", type=float, help="width multiplier")
+  zoo.add_option_flags(p)
   args = p.parse_args(argv)
-  options = {k: getattr(args, k) for k in ("shortcut", "classifier", "width")
-             if getattr(args, k) is not None}
+  options = zoo.options_from_flags(args)
   floats = lambda s: tuple(float(v) for v in s.split(","))
   try:
     out = import_teacher(args.state_dict, args.model, options,

@@ -126,17 +126,14 @@ def format_table(rows: list[dict], columns: Sequence[str]) -> str:
 def main(argv=None):
   import argparse
   from compactkd_jax.errors import UserError
-  from compactkd_jax.models import get_model
+  from compactkd_jax.models import get_model, zoo
   p = argparse.ArgumentParser(description="Per-block FLOPs, MACs and parameters of a zoo model.")
   p.add_argument("--model", required=True)
   p.add_argument("--image_shape", default="32,32,3")
   p.add_argument("--num_classes", type=int, default=10)
-  p.add_argument("--shortcut", help="ResNet shortcut option: A or B")
-  p.add_argument("--classifier", help="VGG classifier: single or zoo")
-  p.add_argument("--width", type=float, help="width multiplier")
+  zoo.add_option_flags(p)
   args = p.parse_args(argv)
-  options = {k: getattr(args, k) for k in ("shortcut", "classifier", "width")
-             if getattr(args, k) is not None}
+  options = zoo.options_from_flags(args)
   try:
     shape = tuple(int(s) for s in args.image_shape.split(","))
     net = get_model(args.model, args.num_classes, **options)

@@ -10,21 +10,20 @@ from compactkd_jax import artifacts, feed, student, train
 from compactkd_jax.context import RunContext
 from compactkd_jax.distill import teacher_features
 from compactkd_jax.losses import normalized_mse
-from compactkd_jax.models.net import BlockNet
+from compactkd_jax.models.net import BlockNet, LayerSpec
 
 REFINED_DIR = "refine"
 
 
 def refine_step(state, idx, key, images, labels, teacher_vars, prefix_vars, *, teacher: BlockNet,
-                student_net: BlockNet, block: str, prev: str, preprocess, mesh):
-  """One step on block `block` alone. The student prefix (blocks before it, inference-mode BN) and
+                student_net: BlockNet, spec: LayerSpec, prev: str, preprocess, mesh):
+  """One step on the block `spec` alone. The student prefix (blocks before it, inference-mode BN) and
   the teacher are frozen arguments; only the block's own variables are in the donated state."""
   x, _ = feed.gather(images, labels, idx, mesh)
   x = preprocess(x, jax.random.fold_in(key, state.step))
-  target = teacher_features(teacher, teacher_vars, x, last=block)[block]
+  target = teacher_features(teacher, teacher_vars, x, last=spec.name)[spec.name]
   _, prefix = student_net.apply(prefix_vars, x, last=prev)
   x_in = jax.lax.stop_gradient(prefix[prev])
-  spec = next(b for b in student_net.blocks if b.name == block)
 
   def loss_fn(params):
     out, upd = spec.build().apply({"params": params, "batch_stats": state.batch_stats}, x_in,
@@ -33,6 +32,10 @@ def refine_step(state, idx, key, images, labels, teacher_vars, prefix_vars, *, t
 
   (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   return state.apply_gradients(grads=grads, batch_stats=stats), {"loss": loss}
+
+
+def _bound_step(jitted, state, idx, *, key, split, teacher_vars, prefix_vars):
+  return jitted(state, idx, key, split.images, split.labels, teacher_vars, prefix_vars)
 
 
 def refine_blocks(plan: dict) -> list[str]:
@@ -51,11 +54,13 @@ def run(ctx: RunContext) -> dict:
     prev = names[names.index(block) - 1]
     block_vars = {k: v[block] for k, v in variables.items() if block in v}
     state = feed.replicate(train.create_state(block_vars, tcfg, total), ctx.mesh)
+    spec = net.blocks[net.block_names.index(block)]
     jitted = jax.jit(functools.partial(refine_step, teacher=teacher_net, student_net=net,
-                                       block=block, prev=prev, preprocess=ctx.preprocess,
+                                       spec=spec, prev=prev, preprocess=ctx.preprocess,
                                        mesh=ctx.mesh), donate_argnums=0)
-    prefix_vars = variables
-    step = lambda s, idx: jitted(s, idx, key, tr.images, tr.labels, teacher_vars, prefix_vars)
+    # The prefix is bound now: `variables` is rebound after this block is refined.
+    step = functools.partial(_bound_step, jitted, key=key, split=tr, teacher_vars=teacher_vars,
+                             prefix_vars=variables)
     batch_fn = lambda s: feed.put_global(
         feed.train_indices(tr.size, tcfg.batch_size, ctx.cfg.seed + 2, s), feed.sharded(ctx.mesh))
     spec = train.LoopSpec(name=f"refine_{block}", total_steps=total, step_fn=step,

@@ -4,15 +4,13 @@
 
 Expected runtime (an estimate; this config has not been run yet): about an hour on one GPU. Expected result: teacher ~72%; not yet measured here.
 """
-from compactkd_jax.config import default_config
+from compactkd_jax.config import PHASES, default_config, use_tfds_cifar
 
 
 def get_config():
   c = default_config()
-  c.phases = ("teacher", "distill", "select", "refine", "finetune", "baselines", "report")
-  c.data.source = "tfds"
-  c.data.name = "cifar100"
-  c.data.crop_padding = 4
+  c.phases = PHASES
+  use_tfds_cifar(c, "cifar100")
   c.teacher.model = "vgg16"
   c.teacher.options.classifier = "zoo"
   c.teacher.train.epochs = 160

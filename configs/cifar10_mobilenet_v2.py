@@ -5,15 +5,13 @@ headline: 2x fewer FLOPs, 5.2x fewer parameters).
 
 Expected runtime (an estimate; this config has not been run yet): about two hours on one GPU. Expected result: teacher ~94%; not yet measured here.
 """
-from compactkd_jax.config import default_config
+from compactkd_jax.config import PHASES, default_config, use_tfds_cifar
 
 
 def get_config():
   c = default_config()
-  c.phases = ("teacher", "distill", "select", "refine", "finetune", "baselines", "report")
-  c.data.source = "tfds"
-  c.data.name = "cifar10"
-  c.data.crop_padding = 4
+  c.phases = PHASES
+  use_tfds_cifar(c, "cifar10")
   c.teacher.model = "mobilenet_v2"
   c.teacher.train.epochs = 160
   c.teacher.train.learning_rate = 0.05

@@ -5,15 +5,13 @@
 Expected runtime (an estimate; this config has not been run yet): about an hour on one GPU; impractical on a 2-core CPU.
 Expected result: teacher ~93% (the usual CIFAR-10 ResNet-56); not yet measured here.
 """
-from compactkd_jax.config import default_config
+from compactkd_jax.config import PHASES, default_config, use_tfds_cifar
 
 
 def get_config():
   c = default_config()
-  c.phases = ("teacher", "distill", "select", "refine", "finetune", "baselines", "report")
-  c.data.source = "tfds"
-  c.data.name = "cifar10"
-  c.data.crop_padding = 4
+  c.phases = PHASES
+  use_tfds_cifar(c, "cifar10")
   c.teacher.model = "resnet56"
   c.teacher.train.epochs = 160
   c.teacher.train.batch_size = 128

@@ -6,12 +6,12 @@ teacher's parameters.
 Expected runtime (an estimate; this config has not been run yet): many hours on a 2-core CPU (XLA:CPU trains depthwise convolutions slowly); about
 an hour on one GPU. Expected result: not yet measured here.
 """
-from compactkd_jax.config import default_config
+from compactkd_jax.config import PHASES, default_config
 
 
 def get_config():
   c = default_config()
-  c.phases = ("teacher", "distill", "select", "refine", "finetune", "baselines", "report")
+  c.phases = PHASES
   c.teacher.model = "mobilenet_v2"
   c.teacher.train.epochs = 10
   c.teacher.train.learning_rate = 0.05

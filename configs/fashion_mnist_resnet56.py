@@ -5,12 +5,12 @@
 Expected runtime (an estimate; this config has not been run yet): about 3 hours on a 2-core CPU (teacher 12 epochs dominates), minutes on a GPU.
 Expected result: teacher ~93%, student within ~1 point at half the FLOPs (not yet measured here).
 """
-from compactkd_jax.config import default_config
+from compactkd_jax.config import PHASES, default_config
 
 
 def get_config():
   c = default_config()
-  c.phases = ("teacher", "distill", "select", "refine", "finetune", "baselines", "report")
+  c.phases = PHASES
   c.teacher.model = "resnet56"
   c.teacher.train.epochs = 12
   c.distill.train.epochs = 2

@@ -5,12 +5,12 @@
 Expected runtime (an estimate; this config has not been run yet): several hours on a 2-core CPU; well under an hour on one GPU.
 Expected result: teacher ~93-94%; not yet measured here.
 """
-from compactkd_jax.config import default_config
+from compactkd_jax.config import PHASES, default_config
 
 
 def get_config():
   c = default_config()
-  c.phases = ("teacher", "distill", "select", "refine", "finetune", "baselines", "report")
+  c.phases = PHASES
   c.teacher.model = "vgg16"
   c.teacher.train.epochs = 10
   c.teacher.train.learning_rate = 0.05

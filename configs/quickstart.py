@@ -11,12 +11,12 @@ Measured on the 2-core CPU (2026-11-25, clean clone, alone; results/quickstart/)
 teacher 90.02%, student 88.38% at 49.4% of the teacher's FLOPs, same student from scratch 86.98%,
 Hinton-KD only 87.75%.
 """
-from compactkd_jax.config import default_config
+from compactkd_jax.config import PHASES, default_config
 
 
 def get_config():
   c = default_config()
-  c.phases = ("teacher", "distill", "select", "refine", "finetune", "baselines", "report")
+  c.phases = PHASES
   c.teacher.model = "resnet20"
   c.teacher.options.width = 0.5
   c.teacher.train.epochs = 3

@@ -107,6 +107,18 @@ def get_model(name: str, num_classes: int, **options) -> BlockNet:
     raise UserError(f"bad options {options} for model {name!r}: {e}") from None
 
 
+def add_option_flags(parser) -> None:
+  """The model options as argparse flags, for the command-line tools (cost, convert)."""
+  parser.add_argument("--shortcut", help="ResNet shortcut: A or B")
+  parser.add_argument("--classifier", help="VGG classifier: single or zoo")
+  parser.add_argument("--width", type=float, help="width multiplier")
+
+
+def options_from_flags(args) -> dict:
+  return {k: getattr(args, k) for k in ("shortcut", "classifier", "width")
+          if getattr(args, k) is not None}
+
+
 def model_options(name: str, options: dict) -> dict:
   """The subset of `options` that model `name` takes (configs carry every family's options)."""
   check_model_name(name)
