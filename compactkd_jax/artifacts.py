@@ -6,7 +6,7 @@ import os
 import jax
 import orbax.checkpoint as ocp
 
-from compactkd_jax import feed
+from compactkd_jax import feed, files
 from compactkd_jax.errors import UserError
 from compactkd_jax.models.net import BlockNet
 
@@ -15,7 +15,8 @@ VARIABLES_DIR = "variables"
 
 
 def save_model(directory: str, net: BlockNet, variables: dict, image_shape, num_classes: int,
-               preprocess: feed.Preprocess, extra: dict | None = None) -> None:
+               preprocess: feed.Preprocess, extra: dict | None = None) -> dict:
+  """Saves the variables (orbax) and the spec that rebuilds the network; returns the spec."""
   directory = os.path.abspath(directory)
   os.makedirs(directory, exist_ok=True)
   target = os.path.join(directory, VARIABLES_DIR)
@@ -25,9 +26,8 @@ def save_model(directory: str, net: BlockNet, variables: dict, image_shape, num_
   spec = {"architecture": net.to_json(), "image_shape": list(image_shape),
           "num_classes": num_classes, "preprocess": {"mean": preprocess.mean, "std": preprocess.std},
           **(extra or {})}
-  with open(os.path.join(directory, SPEC_FILE) + ".tmp", "w") as f:
-    json.dump(spec, f, indent=2)
-  os.replace(os.path.join(directory, SPEC_FILE) + ".tmp", os.path.join(directory, SPEC_FILE))
+  files.write_json(os.path.join(directory, SPEC_FILE), spec)
+  return spec
 
 
 def load_model(directory: str) -> tuple[BlockNet, dict, dict]:

@@ -20,6 +20,27 @@ def train_defaults(epochs: float, learning_rate: float, batch_size: int = 128,
       log_every_steps=50, eval_every_steps=0, checkpoint_every_steps=200))
 
 
+# The candidate menu for CPU runs: XLA:CPU trains depthwise convolutions (dwsep, ir_*) 10-15x
+# slower than dense ones; on GPU/TPU use the full menu.
+CPU_CANDIDATES = ("keep", "slim_0.25", "slim_0.5", "slim_0.75", "skip")
+
+
+def short_schedule(cfg: ml_collections.ConfigDict, teacher_epochs: float, distill_epochs: float,
+                   student_epochs: float) -> None:
+  """The short schedule of the CPU-sized runs (quickstart, reproduction): every phase, the CPU
+  menu, refinement 0.1 epoch per block, candidates scored on 2,000 validation images, and the
+  fine-tune and both baselines trained for the same `student_epochs` (equal training cost)."""
+  cfg.phases = PHASES
+  cfg.teacher.train.epochs = teacher_epochs
+  cfg.teacher.train.log_every_steps = 100
+  cfg.distill.candidates = CPU_CANDIDATES
+  cfg.distill.train.epochs = distill_epochs
+  cfg.distill.score_examples = 2000
+  cfg.refine.train.epochs = 0.1
+  cfg.finetune.train.epochs = student_epochs
+  cfg.baselines.train.epochs = student_epochs
+
+
 def use_tfds_cifar(cfg: ml_collections.ConfigDict, name: str) -> None:
   """Data settings of the CIFAR configs: tfds `name` (prepared on disk), 32x32 crops padded by 4."""
   cfg.data.source = "tfds"
@@ -34,7 +55,12 @@ def default_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(dict(
       source="idx", name="fashion_mnist", data_dir="", validation_size=5000, split_seed=0,
       train_limit=0, test_limit=0,  # > 0 keeps only the first N examples (tests, smoke runs)
-      crop_padding=2, flip=True, eval_batch_size=1000))
+      crop_padding=2, flip=True, eval_batch_size=1000,
+      # Every split is cut into this many contiguous shards; each process holds only its own and
+      # every batch takes batch_size/shards examples from each shard. 0: one per process. Results
+      # depend on the shard count, not on the number of devices or processes: fix it (a multiple
+      # of the process count) to reproduce a run on another number of processes.
+      shards=0))
   c.teacher = ml_collections.ConfigDict(dict(
       model="resnet20", checkpoint="",  # a workdir (or its teacher/ folder) to load instead of training
       # Each model takes the options it knows: resnet* shortcut A (parameter-free) or B (1x1 conv);
@@ -87,6 +113,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
                     "relative (a fraction of the teacher)")
   if cfg.distill.schedule not in ("parallel", "sequential"):
     raise UserError(f"config.distill.schedule={cfg.distill.schedule!r}; valid: parallel, sequential")
+  if cfg.data.shards < 0:
+    raise UserError(f"config.data.shards={cfg.data.shards} must be >= 0 (0: one per process)")
   for name in ("teacher", "distill", "refine", "finetune", "baselines"):
     t = cfg[name].train
     if t.epochs <= 0 and t.steps <= 0:

@@ -7,7 +7,7 @@ from typing import Any
 import ml_collections
 from jax.sharding import Mesh
 
-from compactkd_jax import feed
+from compactkd_jax import feed, files
 from compactkd_jax.data import Dataset
 
 
@@ -32,9 +32,4 @@ class RunContext:
       return json.load(f)
 
   def write_json(self, obj: Any, *parts: str) -> None:
-    """Atomic write (temp file + rename), so a killed run never leaves half a JSON behind."""
-    path = self.path(*parts)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-      json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    files.write_json(self.path(*parts), obj)

@@ -99,9 +99,12 @@ def network_costs(net: BlockNet, image_shape: Sequence[int]) -> dict:
 
 def measure_latency(apply_fn: Callable, variables: Any, image_shape: Sequence[int],
                     batch_size: int, repeats: int = 20, min_seconds: float = 0.5) -> dict:
-  """Median wall time of one jit-compiled forward pass at batch_size, after compile and warm-up."""
+  """Median wall time of one jit-compiled forward pass at batch_size on one local device, after
+  compile and warm-up (variables replicated over a mesh are copied to that device first)."""
   fn = jax.jit(apply_fn)
-  x = jnp.zeros((batch_size, *image_shape), jnp.float32)
+  device = jax.local_devices()[0]
+  variables = jax.device_put(jax.device_get(variables), device)
+  x = jax.device_put(jnp.zeros((batch_size, *image_shape), jnp.float32), device)
   jax.block_until_ready(fn(variables, x))
   times, start = [], time.perf_counter()
   while len(times) < repeats or time.perf_counter() - start < min_seconds:

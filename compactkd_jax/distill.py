@@ -144,7 +144,7 @@ def run_schedule(ctx, plan: BlockPlan, teacher_vars, tcfg, schedule: str) -> dic
   key = jax.random.key(ctx.cfg.seed + 1)
   tr = ctx.splits["train"]
   batch_fn = lambda s: feed.put_global(
-      feed.train_indices(tr.size, tcfg.batch_size, ctx.cfg.seed + 1, s), feed.sharded(ctx.mesh))
+      tr.train_batch(tcfg.batch_size, ctx.cfg.seed + 1, s), feed.sharded(ctx.mesh))
   groups = [(None, plan)] if schedule == "parallel" else [(b, plan.only(b)) for b, _ in plan.menus]
   out = {"params": {}, "batch_stats": {}}
   for block, sub in groups:

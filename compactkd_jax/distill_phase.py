@@ -42,7 +42,7 @@ def run(ctx: RunContext) -> dict:
   cand_vars = feed.replicate(cand_vars, ctx.mesh)
   val = ctx.splits["validation"]
   if 0 < ctx.cfg.distill.score_examples < val.size:
-    val = feed.DeviceSplit(val.images, val.labels, ctx.cfg.distill.score_examples)
+    val = val.limit(ctx.cfg.distill.score_examples)
   scores = score.score(plan, teacher_vars, cand_vars, val, ctx.preprocess,
                        ctx.mesh, ctx.cfg.data.eval_batch_size, ctx.dataset.image_shape)
   ctx.write_json(scores, "scores.json")

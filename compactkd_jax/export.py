@@ -3,13 +3,12 @@ serialized `jax.export` artifact of `predict(uint8 images) -> logits` with a sym
 `load_student(path)` brings back a `Student` that predicts like the trained one."""
 import dataclasses
 import functools
-import json
 import os
 
 import jax
 import jax.numpy as jnp
 
-from compactkd_jax import artifacts
+from compactkd_jax import artifacts, files
 from compactkd_jax.models.net import BlockNet
 
 SPEC_NAME = "student.json"
@@ -40,26 +39,17 @@ def _predict(variables, images, *, net, preprocess):
 def export(directory: str, net: BlockNet, variables: dict, image_shape, num_classes: int,
            preprocess, extra: dict | None = None) -> dict:
   """Writes the three artifacts into `directory`; returns their paths."""
-  artifacts.save_model(directory, net, variables, image_shape, num_classes, preprocess, extra)
-  with open(os.path.join(directory, artifacts.SPEC_FILE)) as f:
-    spec = json.load(f)
-  _write_atomic(os.path.join(directory, SPEC_NAME), json.dumps(spec, indent=2).encode())
+  spec = artifacts.save_model(directory, net, variables, image_shape, num_classes, preprocess, extra)
+  files.write_json(os.path.join(directory, SPEC_NAME), spec)
   host_vars = jax.device_get(variables)
   predict = jax.jit(lambda x: net.apply(host_vars, preprocess(x))[0])
   batch = jax.export.symbolic_shape("b")[0]
   exported = jax.export.export(predict)(
       jax.ShapeDtypeStruct((batch, *image_shape), jnp.uint8))
-  _write_atomic(os.path.join(directory, EXPORT_NAME), bytes(exported.serialize()))
+  files.write_bytes(os.path.join(directory, EXPORT_NAME), bytes(exported.serialize()))
   return {"checkpoint": os.path.join(directory, artifacts.VARIABLES_DIR),
           "spec": os.path.join(directory, SPEC_NAME),
           "jax_export": os.path.join(directory, EXPORT_NAME)}
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-  """Temp file + rename: a crash never leaves a truncated artifact behind."""
-  with open(path + ".tmp", "wb") as f:
-    f.write(data)
-  os.replace(path + ".tmp", path)
 
 
 def load_student(directory: str) -> Student:

@@ -6,8 +6,6 @@ Each saves its network to `<workdir>/<name>/` and reports validation and test ac
 import os
 import time
 
-import jax
-
 from compactkd_jax import artifacts, feed, refine, student, supervised, teacher, train
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError

@@ -16,6 +16,15 @@ from compactkd_jax.errors import UserError
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file (configs/*.py)")
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for checkpoints, results and reports")
 flags.mark_flags_as_required(["config", "workdir"])
+# Multi-process runs (a Cloud TPU pod slice, several GPU hosts, or processes on one machine): every
+# process runs the same command; --distributed alone lets JAX find its peers (TPU, SLURM, Open MPI),
+# or name them explicitly with the three flags below.
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "join a multi-process run "
+                                 "(jax.distributed.initialize)")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
+                                   "host:port of process 0, e.g. 10.0.0.1:1234 (implies --distributed)")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "number of processes")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "this process's index, 0..num_processes-1")
 
 
 class _QuietLibraries(py_logging.Filter):
@@ -31,6 +40,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   from compactkd_jax import pipeline  # after flag parsing: a bad flag fails fast, before JAX loads
+  if _DISTRIBUTED.value or _COORDINATOR.value:
+    _initialize_distributed()
   try:
     config = _CONFIG.value
     config.keys()  # config_flags reports a file it could not load only on first use
@@ -42,6 +53,18 @@ def main(argv):
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
+
+
+def _initialize_distributed():
+  import jax
+  # Only the CPU backend reads this: CPU processes exchange collectives through gloo (TPUs and GPUs
+  # use their own links).
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  try:
+    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  except (ValueError, RuntimeError) as e:
+    _fail(f"cannot join the multi-process run: {str(e).splitlines()[0]}; give "
+          "--coordinator_address, --num_processes and --process_id, or run where JAX detects them")
 
 
 def parse_flags(argv):

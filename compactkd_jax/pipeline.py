@@ -2,6 +2,7 @@
 phases in order. A phase whose `<workdir>/<phase>/result.json` exists is done and never re-run;
 an unfinished one resumes from its own checkpoints.
 """
+import glob
 import json
 import os
 import time
@@ -10,7 +11,8 @@ import jax
 from absl import logging
 
 from compactkd_jax import config as config_lib
-from compactkd_jax import data, distill_phase, feed, finetune, refine, report, student, teacher
+from compactkd_jax import (data, distill_phase, feed, files, finetune, refine, report, student,
+                           teacher)
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
 
@@ -25,26 +27,59 @@ def check_workdir(cfg, workdir: str) -> None:
   """A workdir belongs to one config: resuming with a different one would mix results."""
   path = os.path.join(workdir, "config.json")
   current = json.loads(cfg.to_json_best_effort())
+  changed = ["(a new workdir)"]
   if os.path.exists(path):
     with open(path) as f:
       saved = json.load(f)
-    diff = [d for d in _differences(saved, current) if not _may_change(d, workdir)]
-    if diff:
+    changed = _differences(saved, current)
+    defaults = json.loads(config_lib.default_config().to_json_best_effort())
+    refused = [d for d in changed if not (_may_change(d, workdir) or _new_at_default(d, saved,
+                                                                                    defaults, current))]
+    if refused:
       raise UserError(f"workdir {workdir} was made by a different config (differs in "
-                      f"{', '.join(diff[:5])}); use a new --workdir or the original config")
-  if not os.path.exists(path) or diff:
-    os.makedirs(workdir, exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-      json.dump(current, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
+                      f"{', '.join(refused[:5])}); use a new --workdir or the original config")
+  if changed:  # the accepted changes become the workdir's config
+    files.write_json(path, current)
 
 
 def _may_change(key: str, workdir: str) -> bool:
-  """Which phases run, and the training settings of a phase that has not finished (e.g. a lower
-  learning rate after a diverged loss), may change without invalidating the workdir."""
+  """Which phases run may always change. A phase's own settings may change while the phase has not
+  started (no `<workdir>/<phase>/` yet: nothing depends on them, e.g. another budget for a run whose
+  teacher and distillation are done), and its training settings while it has not finished (e.g. a
+  lower learning rate after a diverged loss). Data and seed settings feed every phase: never."""
   section = key.split(".")[0]
-  return key == "phases" or (".train." in key and not os.path.exists(
-      os.path.join(workdir, "baselines" if section == "baselines" else section, "result.json")))
+  if key == "phases":
+    return True
+  if section not in PHASE_FUNCTIONS:
+    return False
+  finished = os.path.exists(os.path.join(workdir, section, "result.json"))
+  return not _started(workdir, section) or (".train." in key and not finished)
+
+
+def _started(workdir: str, phase: str) -> bool:
+  """A phase has started once it has its folder or a training checkpoint (checkpoints/teacher,
+  checkpoints/distill, checkpoints/refine_<block>, checkpoints/baseline_<kind>, ...)."""
+  prefix = "baseline" if phase == "baselines" else phase
+  return os.path.isdir(os.path.join(workdir, phase)) or bool(
+      glob.glob(os.path.join(workdir, "checkpoints", prefix + "*")))
+
+
+def _new_at_default(key: str, saved: dict, defaults: dict, current: dict) -> bool:
+  """A key that a workdir made by an older version lacks is no difference while at its default."""
+  lookup = lambda tree: _lookup(tree, key.split("."))
+  default = lookup(defaults)
+  return lookup(saved) is _MISSING and default is not _MISSING and lookup(current) == default
+
+
+_MISSING = object()
+
+
+def _lookup(tree, path: list[str]):
+  for part in path:
+    if not isinstance(tree, dict) or part not in tree:
+      return _MISSING
+    tree = tree[part]
+  return tree
 
 
 def _differences(a, b, prefix="") -> list[str]:
@@ -59,17 +94,20 @@ def _differences(a, b, prefix="") -> list[str]:
 def make_context(cfg, workdir: str) -> RunContext:
   dataset = data.load_dataset(cfg.data)
   mesh = feed.make_mesh()
+  shards = cfg.data.shards or jax.process_count()
   for section in ("teacher", "distill", "refine", "finetune", "baselines"):
-    feed.check_batch_size(cfg[section].train.batch_size, mesh, f"config.{section}.train.batch_size")
-  feed.check_batch_size(cfg.data.eval_batch_size, mesh, "config.data.eval_batch_size")
+    feed.check_batch_size(cfg[section].train.batch_size, mesh, f"config.{section}.train.batch_size",
+                          shards)
+  feed.check_batch_size(cfg.data.eval_batch_size, mesh, "config.data.eval_batch_size", shards)
   preprocess = feed.Preprocess.from_split(dataset.train, cfg.data.crop_padding, cfg.data.flip)
   if cfg.teacher.checkpoint:  # a loaded teacher keeps the normalization it was trained with
     preprocess = teacher.saved_preprocess(cfg.teacher.checkpoint, preprocess)
-  splits = {name: feed.DeviceSplit.create(getattr(dataset, name), mesh)
+  splits = {name: feed.DeviceSplit.create(getattr(dataset, name), mesh, shards)
             for name in ("train", "validation", "test")}
   logging.info("data: %d train / %d validation / %d test images of shape %s, %d classes; "
-               "%d device(s)", len(dataset.train), len(dataset.validation), len(dataset.test),
-               dataset.image_shape, dataset.num_classes, mesh.size)
+               "%d device(s) in %d process(es), %d data shard(s)", len(dataset.train),
+               len(dataset.validation), len(dataset.test), dataset.image_shape, dataset.num_classes,
+               mesh.size, jax.process_count(), shards)
   return RunContext(cfg, workdir, dataset, mesh, preprocess, splits, writer=_writer(workdir))
 
 
@@ -103,6 +141,7 @@ def _run_phase(ctx: RunContext, phase: str) -> dict:
   result = PHASE_FUNCTIONS[phase](ctx)
   result.setdefault("wall_seconds", time.perf_counter() - start)
   ctx.write_json(result, phase, "result.json")
+  files.barrier(f"{phase} done")  # later phases of every process read what this one wrote
   logging.info("[%s] done: %s", phase, {k: v for k, v in result.items()
                                         if isinstance(v, (int, float, str))})
   return result

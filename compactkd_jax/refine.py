@@ -62,7 +62,7 @@ def run(ctx: RunContext) -> dict:
     step = functools.partial(_bound_step, jitted, key=key, split=tr, teacher_vars=teacher_vars,
                              prefix_vars=variables)
     batch_fn = lambda s: feed.put_global(
-        feed.train_indices(tr.size, tcfg.batch_size, ctx.cfg.seed + 2, s), feed.sharded(ctx.mesh))
+        tr.train_batch(tcfg.batch_size, ctx.cfg.seed + 2, s), feed.sharded(ctx.mesh))
     spec = train.LoopSpec(name=f"refine_{block}", total_steps=total, step_fn=step,
                           batch_fn=batch_fn, checkpoint_dir=ctx.path("checkpoints", f"refine_{block}"),
                           log_every=tcfg.log_every_steps, checkpoint_every=tcfg.checkpoint_every_steps,

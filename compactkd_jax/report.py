@@ -1,10 +1,10 @@
 """The report phase (DESIGN stage 8): test accuracy, FLOPs, MACs, params and measured latency of
 teacher, student and baselines; `results.json`, `report.md`, `tradeoff.png`; the exported student."""
-import os
+import io
 
 import jax
 
-from compactkd_jax import artifacts, cost, export, feed, supervised, teacher
+from compactkd_jax import artifacts, cost, export, feed, files, supervised, teacher
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
 
@@ -89,9 +89,7 @@ def write_markdown(results: dict, path: str) -> None:
       f"Wall time per phase: {walls}.", "",
       "## Per block (validation split)", "", block_table(results["plan"]), "",
       f"Exported student: {results['export']['spec']}, {results['export']['jax_export']}.", ""]
-  with open(path + ".tmp", "w") as f:
-    f.write("\n".join(text))
-  os.replace(path + ".tmp", path)  # atomic: a crash never leaves half a report
+  files.write_text(path, "\n".join(text))
 
 
 def plot_tradeoff(results: dict, path: str) -> None:
@@ -122,9 +120,10 @@ def plot_tradeoff(results: dict, path: str) -> None:
     ax2.legend(fontsize=8, loc="upper center")
   ax.legend(fontsize=8, loc="lower right")
   fig.tight_layout()
-  fig.savefig(path + ".tmp.png", dpi=120)
-  os.replace(path + ".tmp.png", path)
+  png = io.BytesIO()
+  fig.savefig(png, format="png", dpi=120)
   plt.close(fig)
+  files.write_bytes(path, png.getvalue())
 
 
 def run(ctx: RunContext) -> dict:
@@ -132,7 +131,8 @@ def run(ctx: RunContext) -> dict:
   ctx.write_json(results, "results.json")
   write_markdown(results, ctx.path("report.md"))
   plot_tradeoff(results, ctx.path("tradeoff.png"))
-  print(summary_table(results))
+  if files.is_primary():
+    print(summary_table(results))
   return {"student_accuracy": results["student"]["accuracy"],
           "teacher_accuracy": results["teacher"]["accuracy"],
           "flops_ratio": results["student"]["flops"] / results["teacher"]["flops"]}

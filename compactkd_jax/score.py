@@ -49,7 +49,7 @@ def score(plan: BlockPlan, teacher_vars, cand_vars, split: feed.DeviceSplit, pre
   for b, menu in plan.all_menus:
     block_vars = {c: candidate_variables(b, c, s, teacher_vars, cand_vars) for c, s in menu}
     sums = {c: np.zeros(3) for c, _ in menu}
-    for idx, mask in feed.eval_batches(split.size, batch_size):
+    for idx, mask in split.eval_batches(batch_size):
       res = _score_batch(teacher_vars, block_vars, feed.put_global(idx, feed.sharded(mesh)),
                          feed.put_global(mask, feed.sharded(mesh)), split.images, split.labels,
                          plan=plan, block=b, preprocess=preprocess, mesh=mesh)

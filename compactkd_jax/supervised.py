@@ -66,7 +66,7 @@ def evaluate(net: BlockNet, variables, split: feed.DeviceSplit, preprocess, mesh
              batch_size: int) -> dict:
   """Accuracy and loss over every example of the split exactly once (padded, masked)."""
   correct = count = loss = 0.0
-  for idx, mask in feed.eval_batches(split.size, batch_size):
+  for idx, mask in split.eval_batches(batch_size):
     c, n, l = _eval_batch(variables, feed.put_global(idx, feed.sharded(mesh)),
                           feed.put_global(mask, feed.sharded(mesh)), split.images, split.labels,
                           net=net, preprocess=preprocess, mesh=mesh)

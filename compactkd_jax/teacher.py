@@ -78,7 +78,7 @@ def run_supervised(ctx: RunContext, name: str, net: BlockNet, state, tcfg, total
       teacher_net=teacher_net, teacher_vars=teacher_vars,
       kd_temperature=kd.temperature if kd else 1.0, kd_alpha=kd.alpha if kd else 0.0)
   batch_fn = lambda s: feed.put_global(
-      feed.train_indices(train_split.size, tcfg.batch_size, ctx.cfg.seed + seed_offset, s),
+      train_split.train_batch(tcfg.batch_size, ctx.cfg.seed + seed_offset, s),
       feed.sharded(ctx.mesh))
   eval_fn = lambda st: supervised.evaluate(net, supervised.variables_of(st), ctx.splits["validation"],
                                            ctx.preprocess, ctx.mesh, ctx.cfg.data.eval_batch_size)

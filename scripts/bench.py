@@ -45,7 +45,7 @@ from compactkd_jax.models import get_model, zoo  # noqa: E402
 
 # XLA:CPU trains depthwise convolutions ~10x slower than dense ones, so the CPU default menu leaves
 # dwsep and ir_* out (as configs/quickstart.py does); `--candidates all` is the full menu.
-CPU_CANDIDATES = "keep,slim_0.25,slim_0.5,slim_0.75,skip"
+CPU_CANDIDATES = ",".join(config_lib.CPU_CANDIDATES)
 
 
 def load_mirrors():
@@ -119,7 +119,8 @@ class Batches:
     self.num_classes = int(split.labels.max()) + 1
     self.device_split = feed.DeviceSplit.create(split, mesh)
     count = max(args.steps, args.epoch_batches, 1)
-    host_idx = [feed.train_indices(len(split), args.batch, 0, s) for s in range(count)]
+    # One shard: block-local indices are the split's own indices, valid on the host too.
+    host_idx = [self.device_split.train_batch(args.batch, 0, s) for s in range(count)]
     self.idx = [feed.put_global(i, feed.sharded(mesh)) for i in host_idx]
     mean, std = np.asarray(self.preprocess.mean), np.asarray(self.preprocess.std)
     self.torch = []
@@ -533,8 +534,8 @@ def main(argv=None):
       f"{args.warmup} warm-up then {args.steps} timed steps for (a), (b); "
       f"candidates {','.join(args.candidates)} ({n_cands} trained: keep is the teacher block, "
       f"skip has no weights); SGD with Nesterov momentum 0.9 in both frameworks",
-      f"- torch.compile: the model (a) / the teacher + candidates forward module (b) is compiled "
-      f"(default mode); backward through AOTAutograd, optimizer step eager",
+      "- torch.compile: the model (a) / the teacher + candidates forward module (b) is compiled "
+      "(default mode); backward through AOTAutograd, optimizer step eager",
       "",
       table(rows),
       "",

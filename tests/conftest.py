@@ -4,6 +4,7 @@ Everything here is real data (the Debian package's IDX files); tests that need i
 the package is not installed. Configs are narrow and short so each test runs in seconds on a 2-core
 CPU.
 """
+import json
 import os
 import subprocess
 import sys
@@ -90,3 +91,51 @@ def run_python(args, timeout: float = 300, extra_env=None, **kwargs) -> subproce
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(extra_env or {}))
   return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True,
                         timeout=timeout, env=env, **kwargs)
+
+
+# A whole-pipeline run through the CLI (configs/quickstart.py made tiny): about a minute.
+TINY_PIPELINE_OVERRIDES = [
+    "--config.teacher.options.width=0.25", "--config.data.train_limit=2000",
+    "--config.data.validation_size=300", "--config.data.test_limit=300",
+    "--config.data.eval_batch_size=100", "--config.distill.score_examples=300",
+    "--config.distill.candidates=('keep', 'slim_0.25', 'slim_0.5', 'skip')",
+    "--config.report.throughput_batch_size=32",
+    *[f"--config.{section}.train.{key}={value}"
+      for section, steps in (("teacher", 30), ("distill", 40), ("refine", 4), ("finetune", 40),
+                             ("baselines", 10))
+      for key, value in (("steps", steps), ("batch_size", 32), ("log_every_steps", 10),
+                         ("checkpoint_every_steps", 10))]]
+
+
+def pipeline_command(workdir: str, *extra: str) -> list[str]:
+  return [sys.executable, "-m", "compactkd_jax.main", "--config",
+          os.path.join("configs", "quickstart.py"), "--workdir", workdir, *TINY_PIPELINE_OVERRIDES,
+          *extra]
+
+
+def pipeline_outcome(workdir: str):
+  """(plan, {row: (test accuracy, validation accuracy)}, {parameter: array}) of a finished run."""
+  import jax
+  import numpy as np
+  from compactkd_jax import artifacts
+  with open(os.path.join(workdir, "plan.json")) as f:
+    plan = json.load(f)
+  with open(os.path.join(workdir, "results.json")) as f:
+    res = json.load(f)
+  rows = {"teacher": res["teacher"], "student": res["student"], **res["baselines"]}
+  params = {}
+  for name in ("teacher", "finetune", "baseline_scratch", "baseline_kd"):
+    _, variables, _ = artifacts.load_model(os.path.join(workdir, name))
+    params.update({f"{name}{jax.tree_util.keystr(k)}": np.asarray(v) for k, v in
+                   jax.tree_util.tree_leaves_with_path(variables)})
+  return (plan["choice"], {k: (r["accuracy"], r["val_accuracy"]) for k, r in rows.items()},
+          params)
+
+
+def assert_identical_outcomes(a, b) -> None:
+  import numpy as np
+  assert a[0] == b[0]  # the plan
+  assert a[1] == b[1]  # every accuracy, exactly
+  assert a[2].keys() == b[2].keys()
+  for k in a[2]:  # parameters, bit for bit
+    np.testing.assert_array_equal(a[2][k], b[2][k], err_msg=k)

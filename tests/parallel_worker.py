@@ -2,8 +2,10 @@
 parameters, either on N forced CPU devices in one process or as one of several processes joined by
 jax.distributed on localhost:
 
-  python tests/parallel_worker.py devices N OUT.npz
-  python tests/parallel_worker.py process PROCESS_ID NUM_PROCESSES PORT OUT.npz
+  python tests/parallel_worker.py devices N SHARDS OUT.npz
+  python tests/parallel_worker.py process PROCESS_ID NUM_PROCESSES PORT SHARDS OUT.npz
+
+SHARDS is config.data.shards: with as many shards as processes, each process holds only its own.
 
 Used by test_multidevice.py; separate processes because the device set is fixed at JAX start-up."""
 import os
@@ -11,11 +13,11 @@ import sys
 
 mode = sys.argv[1]
 if mode == "devices":
-  num_devices, out_path = int(sys.argv[2]), sys.argv[3]
+  num_devices, shards, out_path = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
   os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={num_devices}"
 else:
-  process_id, num_processes, port, out_path = (int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
-                                               sys.argv[5])
+  process_id, num_processes, port, shards, out_path = (int(sys.argv[2]), int(sys.argv[3]),
+                                                       int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
   num_devices = num_processes
   os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -41,7 +43,7 @@ def flat(tree) -> dict:
 def run_steps(step, state, ctx, seed):
   losses = []
   for s in range(STEPS):
-    idx = feed.put_global(feed.train_indices(ctx.splits["train"].size, BATCH, seed, s),
+    idx = feed.put_global(ctx.splits["train"].train_batch(BATCH, seed, s),
                           feed.sharded(ctx.mesh))
     state, metrics = step(state, idx)
     losses.append(float(metrics["loss"]))
@@ -52,6 +54,7 @@ def main():
   assert jax.device_count() == num_devices, jax.devices()
   cfg = config_lib.default_config()
   cfg.data.train_limit, cfg.data.validation_size, cfg.data.test_limit = 1000, 200, 200
+  cfg.data.shards = shards
   cfg.teacher.options.width = 0.25
   for section in ("teacher", "distill", "finetune"):
     cfg[section].train.steps = STEPS
@@ -60,6 +63,9 @@ def main():
     cfg[section].train.learning_rate = 0.01
   ctx = pipeline.make_context(cfg, out_path + f".workdir{jax.process_index()}")
   tr, key = ctx.splits["train"], jax.random.key(0)
+  # Each process holds its own shards only: every local device's block is 1/processes of the data.
+  held = {s.data.shape[0] for s in tr.images.addressable_shards}
+  assert held == {tr.capacity * shards // jax.process_count()}, (held, tr.shard_sizes)
   out = {}
 
   net = teacher.build(cfg, ctx.dataset.num_classes)

@@ -1,7 +1,13 @@
 """Tests for the command line (`python -m compactkd_jax.main`): user mistakes end in one clear line
 on stderr and a non-zero exit, never in a traceback."""
+import glob
+import importlib.util
 import os
 
+import numpy as np
+import pytest
+
+from compactkd_jax import config as config_lib
 from conftest import REPO_ROOT, run_python
 
 CONFIG = os.path.join(REPO_ROOT, "configs", "fashion_mnist_resnet20_teacher.py")
@@ -58,3 +64,34 @@ def test_missing_workdir_flag():
 def test_unknown_phase(tmp_path):
   proc = _main(tmp_path / "w", "--config.phases=('teacher','nope')")
   _assert_one_line_error(proc, "nope", "teacher")
+
+
+def test_distributed_without_peers(tmp_path):
+  proc = _main(tmp_path / "w", "--distributed")
+  _assert_one_line_error(proc, "cannot join the multi-process run", "--coordinator_address")
+
+
+def test_loaded_teacher_of_another_image_shape(tmp_path, fmnist_dir):
+  """A teacher saved for 32x32x3 images (CIFAR), given Fashion-MNIST's 28x28x1: named, not run."""
+  import jax
+  from compactkd_jax import artifacts, feed
+  from compactkd_jax.models import get_model
+  net = get_model("resnet20", 10, width=0.25)
+  variables = jax.jit(net.init)(jax.random.key(0), np.zeros((1, 32, 32, 3), np.float32))
+  artifacts.save_model(str(tmp_path / "cifar_teacher"), net, variables, (32, 32, 3), 10,
+                       feed.Preprocess((0.5,) * 3, (0.25,) * 3))
+  proc = _main(tmp_path / "w", f"--config.teacher.checkpoint={tmp_path / 'cifar_teacher'}")
+  _assert_one_line_error(proc, "expects images (32, 32, 3)", "(28, 28, 1)",
+                         "use a teacher trained on this dataset")
+  assert (tmp_path / "cifar_teacher" / "model.json").exists()  # nothing of the user's was touched
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO_ROOT, "configs", "*.py"))),
+                         ids=os.path.basename)
+def test_every_config_file_is_valid(path):
+  spec = importlib.util.spec_from_file_location("config_under_test", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  cfg = module.get_config()
+  config_lib.validate(cfg)
+  assert module.__doc__ and "python -m compactkd_jax.main" in module.__doc__  # says how to run it

@@ -1,6 +1,11 @@
-"""A teacher run killed with SIGKILL mid-training, its newest checkpoint then corrupted, and started
-again with the same command: it skips the unreadable checkpoint, continues from the previous good one,
-and ends exactly where an uninterrupted run ends."""
+"""Crash safety and determinism, with subprocesses and SIGKILL:
+- a teacher run killed mid-training, its newest checkpoint then corrupted, and started again with
+  the same command: it skips the unreadable checkpoint, continues from the previous good one, and
+  ends exactly where an uninterrupted run ends;
+- the whole pipeline killed in the distillation, then again in the fine-tune, and started again:
+  the same plan, accuracies and parameters, bit for bit, as an uninterrupted run; finished phases
+  are not recomputed;
+- two uninterrupted runs of the same config and seed are bit-identical."""
 import glob
 import json
 import os
@@ -11,7 +16,8 @@ import time
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import (REPO_ROOT, assert_identical_outcomes, pipeline_command, pipeline_outcome,
+                      run_python)
 
 OVERRIDES = ["--config.teacher.options.width=0.25", "--config.teacher.train.steps=60",
              "--config.teacher.train.batch_size=32", "--config.teacher.train.log_every_steps=5",
@@ -76,3 +82,57 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path, fmnist_dir):
   _run(fresh)
   a, b = _result(killed), _result(fresh)
   assert a["val_accuracy"] == b["val_accuracy"] and a["test_accuracy"] == b["test_accuracy"]
+
+
+# ---- The whole pipeline: killed in the distillation and again in the fine-tune, then resumed ----
+
+def _kill_when_checkpointed(workdir, pattern, min_step):
+  """Starts the pipeline and SIGKILLs it once a checkpoint at step >= min_step of `pattern` (a
+  glob under <workdir>/checkpoints) is finalized."""
+  proc = subprocess.Popen(pipeline_command(workdir), cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  deadline = time.time() + 500
+  while not [d for d in glob.glob(os.path.join(workdir, "checkpoints", pattern, "*"))
+             if os.path.basename(d).isdigit() and int(os.path.basename(d)) >= min_step]:
+    assert proc.poll() is None, "the run ended before it could be killed"
+    assert time.time() < deadline, "no checkpoint to kill at"
+    time.sleep(0.1)
+  os.kill(proc.pid, signal.SIGKILL)
+  proc.wait()
+
+
+def _pipeline(workdir):
+  proc = run_python(pipeline_command(workdir)[1:], timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("uninterrupted"))
+  _pipeline(workdir)
+  return workdir
+
+
+def test_same_config_and_seed_give_bit_identical_results(uninterrupted, tmp_path, fmnist_dir):
+  again = str(tmp_path / "again")
+  _pipeline(again)
+  assert_identical_outcomes(pipeline_outcome(again), pipeline_outcome(uninterrupted))
+
+
+def test_pipeline_killed_in_distill_and_finetune_resumes_to_the_same_result(uninterrupted,
+                                                                           tmp_path, fmnist_dir):
+  killed = str(tmp_path / "killed")
+  _kill_when_checkpointed(killed, "distill*", 20)
+  assert os.path.exists(os.path.join(killed, "teacher", "result.json"))
+  assert not os.path.exists(os.path.join(killed, "distill", "result.json"))
+  teacher_done = os.path.getmtime(os.path.join(killed, "teacher", "result.json"))
+  _kill_when_checkpointed(killed, "finetune", 20)
+  assert not os.path.exists(os.path.join(killed, "finetune", "result.json"))
+  distill_done = os.path.getmtime(os.path.join(killed, "distill", "result.json"))
+  resumed = _pipeline(killed)
+  # Completed phases were not recomputed; the fine-tune continued from its checkpoint.
+  assert os.path.getmtime(os.path.join(killed, "teacher", "result.json")) == teacher_done
+  assert os.path.getmtime(os.path.join(killed, "distill", "result.json")) == distill_done
+  assert "[finetune] resumed from checkpoint at step" in resumed.stderr
+  assert_identical_outcomes(pipeline_outcome(killed), pipeline_outcome(uninterrupted))

@@ -15,7 +15,6 @@ All training here uses a narrow ResNet-20 (width 0.25) on a small real subset, a
 candidate menu (depthwise convolutions train slowly on XLA:CPU) and a few steps.
 """
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -468,7 +467,7 @@ def test_registered_candidate_appears_and_trains(tiny_candidate_registered, teac
                                    tr.labels, teacher_vars, last_block=block)
   losses = []
   for s in range(steps):
-    idx = feed.put_global(feed.train_indices(tr.size, DISTILL_BATCH, 1, s), feed.sharded(ctx.mesh))
+    idx = feed.put_global(tr.train_batch(DISTILL_BATCH, 1, s), feed.sharded(ctx.mesh))
     state, metrics = step(state, idx)
     losses.append(float(metrics[f"{block}/{name}"]))
   assert all(math.isfinite(l) for l in losses)
@@ -544,7 +543,7 @@ def test_parallel_step_traces_once(teacher_and_ctx):
   jitted = jax.jit(step_fn, donate_argnums=0)
   tr = ctx.splits["train"]
   key = jax.random.key(1)
-  idx_of = lambda s, b=DISTILL_BATCH: feed.put_global(feed.train_indices(tr.size, b, 1, s),
+  idx_of = lambda s, b=DISTILL_BATCH: feed.put_global(tr.train_batch(b, 1, s),
                                                       feed.sharded(ctx.mesh))
   for s in range(steps):
     state, metrics = jitted(state, idx_of(s), key, tr.images, tr.labels, teacher_vars)

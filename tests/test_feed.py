@@ -10,24 +10,64 @@ from compactkd_jax.errors import UserError
 from compactkd_jax.models import get_model
 
 
-@pytest.mark.parametrize("size", [1, 7, 64, 100, 1001])
-@pytest.mark.parametrize("batch_size", [1, 8, 100, 128])
-def test_eval_batches_cover_every_index_once(size, batch_size):
+def _device_split(small_dataset, size, shards):
+  split = small_dataset.train.take(size)
+  return split, feed.DeviceSplit.create(split, feed.make_mesh(), shards)
+
+
+def _global_index(dsplit, block_idx):
+  """Block-local indices (one process holds every shard here) -> indices into the host split."""
+  starts = np.cumsum((0,) + dsplit.shard_sizes[:-1])
+  shard, pos = np.divmod(block_idx, dsplit.capacity)
+  return starts[shard] + pos
+
+
+@pytest.mark.parametrize("size", [1, 7, 100, 1001])
+@pytest.mark.parametrize("batch_size", [6, 12, 120])
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_eval_batches_cover_every_example_once(small_dataset, size, batch_size, shards):
+  split, dsplit = _device_split(small_dataset, size, shards)
   counts = np.zeros(size, int)
-  batches = list(feed.eval_batches(size, batch_size))
-  assert len(batches) == -(-size // batch_size)
+  batches = list(dsplit.eval_batches(batch_size))
+  assert len(batches) == -(-max(dsplit.shard_sizes) // (batch_size // shards))
+  images = np.asarray(dsplit.images)[:dsplit.shards_per_process * dsplit.capacity]
   for idx, mask in batches:
     assert idx.shape == mask.shape == (batch_size,)
     assert idx.dtype == np.int32
     assert set(np.unique(mask)) <= {0.0, 1.0}
+    assert np.all((idx >= 0) & (idx < dsplit.shards_per_process * dsplit.capacity))
     real = idx[mask == 1.0]
-    np.add.at(counts, real, 1)
-    # Padding only at the end, and only with a valid index.
-    n = int(mask.sum())
-    assert np.all(mask[:n] == 1.0) and np.all(mask[n:] == 0.0)
-    assert np.all((idx >= 0) & (idx < size))
+    np.add.at(counts, _global_index(dsplit, real), 1)
+    # The device block holds exactly the host images at those positions.
+    np.testing.assert_array_equal(images[real], split.images[_global_index(dsplit, real)])
   np.testing.assert_array_equal(counts, np.ones(size, int))
   assert sum(int(m.sum()) for _, m in batches) == size
+
+
+@pytest.mark.parametrize("shards", [1, 2, 4])
+def test_train_batches_take_equal_parts_of_every_shard(small_dataset, shards):
+  split, dsplit = _device_split(small_dataset, 1000, shards)
+  per_epoch = min(dsplit.shard_sizes) // (64 // shards)
+  seen = np.concatenate([_global_index(dsplit, dsplit.train_batch(64, 3, s))
+                         for s in range(per_epoch)])
+  assert len(np.unique(seen)) == len(seen)  # no repeats within an epoch
+  bounds = np.cumsum((0,) + dsplit.shard_sizes)
+  for b in range(per_epoch):  # each batch: 64/shards examples of shard 0, then of shard 1, ...
+    batch = seen[b * 64:(b + 1) * 64].reshape(shards, -1)
+    for s in range(shards):
+      assert np.all((batch[s] >= bounds[s]) & (batch[s] < bounds[s + 1]))
+  if shards == 1:  # unsharded: the historical order of train_indices
+    np.testing.assert_array_equal(dsplit.train_batch(64, 3, 5), feed.train_indices(1000, 64, 3, 5))
+
+
+def test_shard_count_must_suit_batches_and_processes(small_dataset):
+  _, dsplit = _device_split(small_dataset, 100, 3)
+  with pytest.raises(UserError, match="divisible by config.data.shards"):
+    dsplit.train_batch(64, 0, 0)
+  with pytest.raises(UserError, match="larger than the training split"):
+    dsplit.train_batch(300, 0, 0)
+  with pytest.raises(UserError, match="shards=0"):
+    _device_split(small_dataset, 100, 0)
 
 
 @pytest.mark.parametrize("size,batch_size", [(100, 10), (103, 10), (64, 64), (1000, 128)])
@@ -149,14 +189,14 @@ def probe_net(small_dataset):
   return net, _trained_like_variables(net, small_dataset)
 
 
-@pytest.mark.parametrize("batch_size", [128, 1000])
-def test_evaluate_matches_numpy(small_dataset, probe_net, batch_size):
+@pytest.mark.parametrize("batch_size,shards", [(128, 1), (1000, 1), (120, 3)])
+def test_evaluate_matches_numpy(small_dataset, probe_net, batch_size, shards):
   split = small_dataset.validation  # 500 examples: 128 leaves a padded, masked last batch
   net, variables = probe_net
   mesh = feed.make_mesh()
   pre = feed.Preprocess.from_split(small_dataset.train, 2, True)
-  result = supervised.evaluate(net, variables, feed.DeviceSplit.create(split, mesh), pre, mesh,
-                               batch_size)
+  result = supervised.evaluate(net, variables, feed.DeviceSplit.create(split, mesh, shards), pre,
+                               mesh, batch_size)
   # Batch-free reference: every example in one forward pass, argmax and CE in NumPy (float64).
   logits = np.asarray(jax.jit(net.apply)(variables, pre(jnp.asarray(split.images)))[0], np.float64)
   predictions = logits.argmax(-1)

@@ -3,12 +3,11 @@ export exist, and the exported student (orbax + spec, and jax.export) predicts l
 import json
 import os
 
-import jax
 import numpy as np
 import pytest
 
 import compactkd_jax
-from compactkd_jax import artifacts, export, pipeline, supervised
+from compactkd_jax import artifacts, export, pipeline
 from conftest import make_tiny_config
 
 ALL_PHASES = ("teacher", "distill", "select", "refine", "finetune", "baselines", "report")

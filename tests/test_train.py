@@ -77,6 +77,7 @@ def test_workdir_of_another_config_is_user_error(tmp_path):
   cfg = make_tiny_config()
   pipeline.check_workdir(cfg, str(tmp_path))
   pipeline.check_workdir(cfg, str(tmp_path))  # the same config may resume
+  os.makedirs(tmp_path / "teacher")  # the teacher phase has started: its architecture is fixed
   other = cfg.copy_and_resolve_references()
   other.teacher.options.width = 0.5
   with pytest.raises(UserError, match="teacher.options.width"):
@@ -85,10 +86,33 @@ def test_workdir_of_another_config_is_user_error(tmp_path):
   cfg.teacher.train.learning_rate = 0.01
   pipeline.check_workdir(cfg, str(tmp_path))
   # ... but not once the phase is done: its result would no longer match the config.
-  os.makedirs(tmp_path / "teacher")
   (tmp_path / "teacher" / "result.json").write_text("{}")
   cfg.teacher.train.learning_rate = 0.5
   with pytest.raises(UserError, match="learning_rate"):
+    pipeline.check_workdir(cfg, str(tmp_path))
+  # Settings of a phase that has not started may change (another budget after the same
+  # distillation); data and seed never.
+  cfg.teacher.train.learning_rate = 0.01
+  cfg.select.budget = 0.25
+  pipeline.check_workdir(cfg, str(tmp_path))
+  os.makedirs(tmp_path / "select")
+  cfg.select.budget = 0.3
+  with pytest.raises(UserError, match="select.budget"):
+    pipeline.check_workdir(cfg, str(tmp_path))
+  cfg.select.budget, cfg.seed = 0.25, 1
+  with pytest.raises(UserError, match="seed"):
+    pipeline.check_workdir(cfg, str(tmp_path))
+  # A workdir made before a config key existed resumes while the key stays at its default.
+  cfg.seed = 0
+  pipeline.check_workdir(cfg, str(tmp_path))
+  saved = json.loads((tmp_path / "config.json").read_text())
+  del saved["data"]["shards"]
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  pipeline.check_workdir(cfg, str(tmp_path))
+  assert json.loads((tmp_path / "config.json").read_text())["data"]["shards"] == 0  # written back
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  cfg.data.shards = 2
+  with pytest.raises(UserError, match="data.shards"):
     pipeline.check_workdir(cfg, str(tmp_path))
 
 
@@ -157,7 +181,7 @@ def _spec(loop_parts, tcfg, directory, step_fn=None, batch_log=None, every=CHECK
   def batch_fn(s):
     if batch_log is not None:
       batch_log.append(s)
-    return feed.put_global(feed.train_indices(split.size, tcfg.batch_size, 3, s),
+    return feed.put_global(split.train_batch(tcfg.batch_size, 3, s),
                            feed.sharded(mesh))
 
   return train.LoopSpec(name="resume_test", total_steps=tcfg.steps, step_fn=step_fn or step,
