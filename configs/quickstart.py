@@ -6,7 +6,9 @@
 Teacher: ResNet-20 at width 0.5 (8/16/32 channels), 2 epochs; block-wise distillation 0.25 epoch;
 refinement 0.1 epoch per block; KD fine-tune and both baselines 2 epochs each. The candidate menu
 leaves out the depthwise candidates (dwsep, ir_t): XLA:CPU trains depthwise convolutions 10-15x
-slower than dense ones; on GPU/TPU use the full menu.
+slower than dense ones; on GPU/TPU use the full menu. Selection minimizes the summed normalized
+MSE: on this recipe (same teacher and distillation, seed 0) its plan's fine-tuned student scored
+87.68% against 87.00% for the plan that minimizes summed hybrid-accuracy drops.
 Measured on the 2-core CPU: see results/quickstart/report.md (and the README).
 """
 from compactkd_jax.config import default_config, short_schedule
@@ -19,4 +21,5 @@ def get_config():
   short_schedule(c, teacher_epochs=2, distill_epochs=0.25, student_epochs=2)
   c.select.metric = "flops"
   c.select.budget = 0.5
+  c.select.damage = "mse"
   return c
