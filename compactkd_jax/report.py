@@ -111,12 +111,15 @@ def plot_tradeoff(results: dict, path: str) -> None:
   curve = [p for p in results["plan"]["curve"] if p["predicted_damage"] is not None]
   if curve:
     # Budget fractions are of the plan's metric; drawn at that fraction of the teacher's FLOPs.
+    # Damage is summed hybrid-accuracy drops (drawn in points) or summed normalized MSEs.
+    accuracy = results["plan"]["damage"] == "accuracy"
     ax2 = ax.twinx()
     ax2.plot([p["fraction"] * t["flops"] for p in curve],
-             [100 * p["predicted_damage"] for p in curve], "-", color="0.6",
+             [(100 if accuracy else 1) * p["predicted_damage"] for p in curve], "-", color="0.6",
              label=f"best plan: predicted damage ({results['plan']['damage']}, validation)")
-    ax2.set_ylabel(f"predicted damage of the best plan (points)\nbudget on "
-                   f"{results['budget']['metric']}", color="0.4")
+    unit = "accuracy points" if accuracy else "summed nMSE"
+    ax2.set_ylabel(f"predicted damage of the best plan\n({unit}; budget on "
+                   f"{results['budget']['metric']})", color="0.4")
     ax2.legend(fontsize=8, loc="upper center")
   ax.legend(fontsize=8, loc="lower right")
   fig.tight_layout()

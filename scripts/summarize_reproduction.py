@@ -98,7 +98,8 @@ def recipe(runs: str) -> str:
             f"{c['finetune']['train']['epochs']:g} epochs (lr {c['finetune']['train']['learning_rate']:g},"
             f" T={c['finetune']['kd']['temperature']:g}, alpha={c['finetune']['kd']['alpha']:g}); "
             f"both baselines {c['baselines']['train']['epochs']:g} epochs (lr "
-            f"{c['baselines']['train']['learning_rate']:g}); batch 128, SGD Nesterov, cosine decay.")
+            f"{c['baselines']['train']['learning_rate']:g}); batch 128, SGD Nesterov, cosine decay; "
+            f"selection minimizes summed {c['select']['damage']} damage ({c['select']['solver']}).")
     if line not in lines:
       lines.append(line)
   return "\n".join(lines)
@@ -108,6 +109,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("runs")
   parser.add_argument("--out", default=os.path.join(REPO, "results", "fashion_mnist"))
+  parser.add_argument("--note", default="", help="a remark for the header (e.g. the machine's load)")
   args = parser.parse_args()
   table = collect(args.runs)
   if not table:
@@ -121,7 +123,8 @@ def main():
             "Accuracy: mean over seeds (min-max). Latency: batch 1, median of repeated runs, on "
             "the machine that ran it. Train wall: that row's training phases (ours: distillation, "
             "selection, refinement, fine-tune; the teacher's training not counted).", "",
-            "Recipe (the same for every row of equal training cost):", "", recipe(args.runs), ""]
+            "Recipe (the same for every row of equal training cost):", "", recipe(args.runs), "",
+            *([args.note, ""] if args.note else [])]
   with open(args.out + ".md", "w") as f:
     f.write("\n".join(header) + "\n" + text)
   with open(args.out + ".json", "w") as f:
