@@ -108,7 +108,7 @@ def _pipeline(workdir):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def uninterrupted(tmp_path_factory, fmnist_dir):
   workdir = str(tmp_path_factory.mktemp("uninterrupted"))
   _pipeline(workdir)
   return workdir

@@ -116,6 +116,21 @@ def test_workdir_of_another_config_is_user_error(tmp_path):
     pipeline.check_workdir(cfg, str(tmp_path))
 
 
+def test_a_phase_with_a_checkpoint_has_started(tmp_path):
+  """The baselines phase writes its folder only when done; its checkpoints mark it as started."""
+  cfg = make_tiny_config()
+  pipeline.check_workdir(cfg, str(tmp_path))
+  cfg.baselines.kinds = ("scratch",)
+  pipeline.check_workdir(cfg, str(tmp_path))  # not started: may change
+  os.makedirs(tmp_path / "checkpoints" / "baseline_scratch")
+  cfg.baselines.kinds = ("scratch", "kd")
+  with pytest.raises(UserError, match="baselines.kinds"):
+    pipeline.check_workdir(cfg, str(tmp_path))
+  cfg.baselines.kinds = ("scratch",)
+  cfg.baselines.train.learning_rate = 0.05  # training settings of an unfinished phase: may change
+  pipeline.check_workdir(cfg, str(tmp_path))
+
+
 # ---- (b) resume after a crash equals an uninterrupted run ----
 
 TOTAL_STEPS = 6
