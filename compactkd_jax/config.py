@@ -20,8 +20,9 @@ def train_defaults(epochs: float, learning_rate: float, batch_size: int = 128,
       log_every_steps=50, eval_every_steps=0, checkpoint_every_steps=200))
 
 
-# The candidate menu for CPU runs: XLA:CPU trains depthwise convolutions (dwsep, ir_*) 10-15x
-# slower than dense ones; on GPU/TPU use the full menu.
+# The candidate menu of the CPU-sized ResNet/VGG runs: the dense candidates. dwsep and ir_* add
+# depthwise convolutions, which CPUs run at a fraction of a dense conv's FLOP rate even as shifted
+# sums (models/layers.py); on GPU/TPU use the full menu.
 CPU_CANDIDATES = ("keep", "slim_0.25", "slim_0.5", "slim_0.75", "skip")
 
 

@@ -5,6 +5,8 @@
   compiled one is per device and backend-specific.
 - macs: the full-kernel multiply-accumulates of every convolution and matmul, read off the jaxpr,
   i.e. what compression papers call "FLOPs" (ResNet-56 on 32x32: 125.5M).
+- Depthwise convolutions are counted as convolutions on every backend, though CPUs run them as
+  shifted sums (models/layers.py): costs, and so plans, do not depend on the machine.
 - params: every trainable parameter (BN scale and bias included; running statistics excluded).
 
 Run `python -m compactkd_jax.cost --model resnet56 --image_shape 32,32,3 --num_classes 10` for a
@@ -20,11 +22,13 @@ import jax.extend.core as jax_core
 import jax.numpy as jnp
 import numpy as np
 
+from compactkd_jax.models import layers
 from compactkd_jax.models.net import BlockNet, LayerSpec
 
 
 def xla_flops(fn: Callable, *args) -> float:
-  analysis = jax.jit(fn).lower(*args).cost_analysis()
+  with layers.depthwise_as_convolution():  # a fresh function: no trace cached in another form
+    analysis = jax.jit(lambda *a: fn(*a)).lower(*args).cost_analysis()
   if isinstance(analysis, (list, tuple)):  # older JAX returned one dict per device
     analysis = analysis[0]
   return float(analysis.get("flops", 0.0))
@@ -32,7 +36,8 @@ def xla_flops(fn: Callable, *args) -> float:
 
 def jaxpr_macs(fn: Callable, *args) -> int:
   """Conv and matmul multiply-accumulates of fn(*args), summed over the whole (nested) jaxpr."""
-  return _macs_of(jax.make_jaxpr(fn)(*args).jaxpr)
+  with layers.depthwise_as_convolution():
+    return _macs_of(jax.make_jaxpr(lambda *a: fn(*a))(*args).jaxpr)
 
 
 def _macs_of(jaxpr) -> int:

@@ -19,6 +19,7 @@ a check that they compute the same thing. Compile time is the first call's wall 
 compile + one step) and is excluded from the throughput, which is measured after warm-up.
 """
 import argparse
+import contextlib
 import datetime
 import functools
 import importlib.util
@@ -41,10 +42,10 @@ sys.path.insert(0, REPO)
 
 from compactkd_jax import config as config_lib  # noqa: E402
 from compactkd_jax import cost, data, distill, feed, supervised, train  # noqa: E402
-from compactkd_jax.models import get_model, zoo  # noqa: E402
+from compactkd_jax.models import get_model, layers, zoo  # noqa: E402
 
-# XLA:CPU trains depthwise convolutions ~10x slower than dense ones, so the CPU default menu leaves
-# dwsep and ir_* out (as configs/quickstart.py does); `--candidates all` is the full menu.
+# The CPU default menu leaves dwsep and ir_* out (as configs/quickstart.py does); `--candidates
+# all` is the full menu.
 CPU_CANDIDATES = ",".join(config_lib.CPU_CANDIDATES)
 
 
@@ -75,6 +76,9 @@ def parse_args(argv=None):
   p.add_argument("--candidates", default=CPU_CANDIDATES,
                  help="comma-separated candidate names, or 'all' for the full menu")
   p.add_argument("--skip_torch_compile", action="store_true")
+  p.add_argument("--depthwise_form", choices=("auto", "convolution"), default="auto",
+                 help="auto: JAX's depthwise convs run as on this backend (shifted sums on CPU); "
+                      "convolution: as lax grouped convolutions everywhere (the before/after check)")
   p.add_argument("--data_dir", default=data.DEFAULT_IDX_DIR)
   p.add_argument("--settle", type=float, default=0.5,
                  help="seconds of sleep before each timed loop, so the other framework's idle "
@@ -498,12 +502,14 @@ def main(argv=None):
   print(f"{args.model} width {args.width:g}, images {args.image_shape}, batch {args.batch}; "
         f"measuring peak matmul ...", flush=True)
   peak = peak_matmul(torch_device, sync)
-  print("(a) teacher step ...", flush=True)
-  row_a, losses_a, teacher_vars = bench_teacher(args, net, batches, mesh, torch_device,
-                                                         sync)
-  print("(b), (c) distillation ...", flush=True)
-  rows_bc, losses_b, n_cands = bench_distill(args, net, teacher_vars, batches, mesh,
-                                             torch_device, sync)
+  form = layers.depthwise_as_convolution() if args.depthwise_form == "convolution" else \
+      contextlib.nullcontext()
+  with form:  # the JAX steps are traced inside: their depthwise convs take this form
+    print("(a) teacher step ...", flush=True)
+    row_a, losses_a, teacher_vars = bench_teacher(args, net, batches, mesh, torch_device, sync)
+    print("(b), (c) distillation ...", flush=True)
+    rows_bc, losses_b, n_cands = bench_distill(args, net, teacher_vars, batches, mesh,
+                                               torch_device, sync)
   rows = [row_a, *rows_bc]
   fwd = cost.module_costs(net, args.image_shape)["flops"]
   machine = machine_name(args)
@@ -533,7 +539,8 @@ def main(argv=None):
       f"({'x'.join(map(str, args.image_shape))}, normalized, no augmentation), batch {args.batch}, "
       f"{args.warmup} warm-up then {args.steps} timed steps for (a), (b); "
       f"candidates {','.join(args.candidates)} ({n_cands} trained: keep is the teacher block, "
-      f"skip has no weights); SGD with Nesterov momentum 0.9 in both frameworks",
+      f"skip has no weights); SGD with Nesterov momentum 0.9 in both frameworks; JAX depthwise "
+      f"convolutions as {_depthwise_words(args.depthwise_form)}",
       "- torch.compile: the model (a) / the teacher + candidates forward module (b) is compiled "
       "(default mode); backward through AOTAutograd, optimizer step eager",
       "",
@@ -560,6 +567,13 @@ def main(argv=None):
   with open(out, "w") as f:
     f.write(text)
   print(f"wrote {out}")
+
+
+def _depthwise_words(form: str) -> str:
+  if form == "convolution":
+    return "lax grouped convolutions (--depthwise_form convolution)"
+  return ("shifted sums (the CPU form, models/layers.py)" if jax.default_backend() == "cpu"
+          else "lax grouped convolutions")
 
 
 def _version(name: str) -> str:

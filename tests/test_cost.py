@@ -91,6 +91,23 @@ def test_jaxpr_macs_of_dense_matches_formula(batch, in_features, out_features):
   assert cost.count_params(variables) == in_features * out_features + out_features
 
 
+@pytest.mark.parametrize("in_shape,kernel,stride", [((15, 15, 8), 3, 2), ((8, 8, 6), 3, 1),
+                                                    ((9, 9, 4), 5, 2)])
+def test_depthwise_costs_are_those_of_the_grouped_convolution(in_shape, kernel, stride):
+  """layers.DepthwiseConv runs as shifted sums on this CPU, yet costs as Flax's grouped nn.Conv:
+  the same XLA FLOPs and MACs, and the formula's MACs."""
+  from compactkd_jax.models import layers
+  pad = kernel // 2
+  grouped = nn.Conv(in_shape[-1], (kernel, kernel), strides=(stride, stride),
+                    padding=((pad, pad), (pad, pad)), feature_group_count=in_shape[-1],
+                    use_bias=False)
+  ours = cost.module_costs(layers.DepthwiseConv(kernel, stride), in_shape)
+  reference = cost.module_costs(grouped, in_shape)
+  assert ours == reference
+  out = (in_shape[0] + 2 * pad - kernel) // stride + 1
+  assert ours["macs"] == out * out * in_shape[-1] * kernel * kernel
+
+
 def test_jaxpr_macs_counts_nested_jaxprs():
   module = nn.Dense(7)
   x = jnp.zeros((2, 5))

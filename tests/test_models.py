@@ -212,3 +212,49 @@ def test_inverted_residual_matches_pytorch(in_shape, planes, stride, expansion):
   module = layers.InvertedResidual(planes, stride=stride, expansion=expansion)
   _flax_vs_torch(module, lambda x, p, s: _torch_inverted_residual(x, p, s, planes, stride,
                                                                   expansion), in_shape)
+
+
+def _depthwise_grads(form, x, w, stride):
+  """Output and gradients (w.r.t. input and kernel) of a depthwise conv traced in `form`."""
+  module = layers.DepthwiseConv(w.shape[0], stride)
+  loss = lambda x, w: jnp.sum(jnp.sin(module.apply({"params": {"kernel": w}}, x)))
+  if form == "convolution":
+    with layers.depthwise_as_convolution():
+      out = jax.jit(lambda x, w: module.apply({"params": {"kernel": w}}, x))(x, w)
+      grads = jax.jit(jax.grad(loss, argnums=(0, 1)))(x, w)
+  else:
+    out = layers.depthwise_by_shifts(x, w, stride)
+    grads = jax.grad(lambda x, w: jnp.sum(jnp.sin(layers.depthwise_by_shifts(x, w, stride))),
+                     argnums=(0, 1))(x, w)
+  return out, grads
+
+
+@pytest.mark.parametrize("in_shape,kernel,stride", [((8, 8, 5), 3, 1), ((7, 7, 4), 3, 2),
+                                                    ((8, 8, 3), 3, 2), ((9, 6, 2), 5, 1),
+                                                    ((9, 9, 2), 5, 2), ((6, 6, 3), 1, 2)])
+def test_depthwise_shifts_equal_grouped_convolution(in_shape, kernel, stride):
+  """The CPU form (shifted sums) against lax's grouped convolution (the GPU/TPU form): outputs
+  and both gradients, including odd sizes where stride 2 drops the last row."""
+  x = _input(in_shape, batch=3)
+  w = jnp.asarray(np.random.default_rng(2).normal(size=(kernel, kernel, 1, in_shape[-1])),
+                  jnp.float32)
+  out_conv, grads_conv = _depthwise_grads("convolution", x, w, stride)
+  out_shift, grads_shift = _depthwise_grads("shifts", x, w, stride)
+  assert out_shift.shape == out_conv.shape
+  np.testing.assert_allclose(out_shift, out_conv, rtol=1e-5, atol=1e-5)
+  for got, want in zip(grads_shift, grads_conv):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_depthwise_form_follows_backend_and_costs_use_convolution():
+  """CPU traces the shifted form; inside depthwise_as_convolution (cost counting) the grouped
+  convolution appears, so MACs and FLOPs are the same on every backend."""
+  module = layers.DepthwiseConv(3, 1)
+  x = jnp.zeros((1, 6, 6, 4))
+  variables = {"params": {"kernel": jnp.ones((3, 3, 1, 4))}}
+  primitives = lambda: {e.primitive.name for e in jax.make_jaxpr(module.apply)(variables, x).eqns}
+  assert jax.default_backend() == "cpu"
+  assert "conv_general_dilated" not in primitives()
+  with layers.depthwise_as_convolution():
+    assert "conv_general_dilated" in primitives()
+  assert "conv_general_dilated" not in primitives()  # the context is left

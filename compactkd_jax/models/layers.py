@@ -5,10 +5,14 @@ hashable options, so a network is fully described by plain data (see `net.LayerS
 Convolutions pad explicitly by k // 2 on every side, as PyTorch does: JAX's 'SAME' pads stride-2
 convolutions asymmetrically, which would break weight import and change the MAC counts.
 """
+import contextlib
+import contextvars
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+from jax import lax
 
 # PyTorch's defaults (momentum 0.1 there means 0.9 here), so imported weights behave identically.
 BN_MOMENTUM = 0.9
@@ -25,12 +29,72 @@ def batch_norm(train: bool, name: str | None = None, zero_init: bool = False) ->
                       name=name)
 
 
-def conv(features: int, kernel: int = 3, stride: int = 1, groups: int = 1,
-         name: str | None = None) -> nn.Conv:
+def conv(features: int, kernel: int = 3, stride: int = 1, name: str | None = None) -> nn.Conv:
   pad = kernel // 2
   return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
-                 padding=((pad, pad), (pad, pad)), feature_group_count=groups, use_bias=False,
-                 kernel_init=CONV_INIT, name=name)
+                 padding=((pad, pad), (pad, pad)), use_bias=False, kernel_init=CONV_INIT, name=name)
+
+
+# None: the backend decides (see DepthwiseConv); "convolution" while costs are traced.
+_DEPTHWISE_FORM = contextvars.ContextVar("depthwise_form", default=None)
+
+
+@contextlib.contextmanager
+def depthwise_as_convolution():
+  """Within this block depthwise convolutions trace as lax convolutions on every backend. cost.py
+  counts FLOPs and MACs this way, so a block's cost, and therefore a budget's plan, does not depend
+  on the machine that computed it."""
+  token = _DEPTHWISE_FORM.set("convolution")
+  try:
+    yield
+  finally:
+    _DEPTHWISE_FORM.reset(token)
+
+
+def _depthwise_form() -> str:
+  return _DEPTHWISE_FORM.get() or ("shifts" if jax.default_backend() == "cpu" else "convolution")
+
+
+class DepthwiseConv(nn.Module):
+  """k x k depthwise convolution padded by k // 2, with nn.Conv's parameter (kernel (k, k, 1, C),
+  same init), so checkpoints and imported weights do not care which form ran.
+
+  On CPU it runs as a sum of k * k shifted, scaled copies of the input: XLA:CPU's grouped
+  convolution is far slower (a 128 x 28 x 28 x 96 layer: forward 254 vs 24 ms, forward + backward
+  897 vs 145 ms; a MobileNetV2 train step 45 vs 125 images/s, results/bench_cpu2core_mobilenet_v2*).
+  GPUs and TPUs have fast depthwise kernels and run the convolution.
+  """
+  kernel: int = 3
+  stride: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    w = self.param("kernel", CONV_INIT, (self.kernel, self.kernel, 1, x.shape[-1]))
+    if _depthwise_form() == "shifts":
+      return depthwise_by_shifts(x, w, self.stride)
+    pad = self.kernel // 2
+    return lax.conv_general_dilated(x, w, (self.stride, self.stride), ((pad, pad), (pad, pad)),
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                    feature_group_count=x.shape[-1])
+
+
+def depthwise_by_shifts(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
+  """The depthwise convolution of NHWC x by (k, k, 1, C) w as k * k strided slices of the padded
+  input, each scaled by one kernel tap; equal to the convolution up to float rounding."""
+  k = w.shape[0]
+  pad = k // 2
+  n, h, width, c = x.shape
+  out_h, out_w = (h + 2 * pad - k) // stride + 1, (width + 2 * pad - k) // stride + 1
+  padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  out = None
+  for i in range(k):
+    for j in range(k):
+      window = lax.slice(padded, (0, i, j, 0),
+                         (n, i + (out_h - 1) * stride + 1, j + (out_w - 1) * stride + 1, c),
+                         (1, stride, stride, 1))
+      term = window * w[i, j, 0]
+      out = term if out is None else out + term
+  return out
 
 
 class ConvUnit(nn.Module):
@@ -44,7 +108,7 @@ class ConvUnit(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     if self.conv_type == "dwsep" and self.kernel > 1:
-      x = conv(x.shape[-1], self.kernel, self.stride, groups=x.shape[-1], name="dw")(x)
+      x = DepthwiseConv(self.kernel, self.stride, name="dw")(x)
       x = conv(self.features, 1, name="pw")(x)
     else:
       x = conv(self.features, self.kernel, self.stride, name="conv")(x)
@@ -120,7 +184,7 @@ class InvertedResidual(nn.Module):
     y = x
     if inner != x.shape[-1]:
       y = ConvUnit(inner, 1, act="relu6", name="expand")(y, train)
-    y = conv(inner, 3, self.stride, groups=inner, name="dw")(y)
+    y = DepthwiseConv(3, self.stride, name="dw")(y)
     y = nn.relu6(batch_norm(train, name="dw_bn")(y))
     y = ConvUnit(self.features, 1, act="none", name="project")(y, train)
     if self.stride == 1 and x.shape[-1] == self.features:
