@@ -19,8 +19,10 @@ from compactkd_jax.config import CPU_CANDIDATES, default_config, short_schedule
 
 TEACHERS = {
     "resnet56": dict(width=0.25, candidates=CPU_CANDIDATES, teacher_lr=0.1),
-    "mobilenet_v2": dict(width=0.35, candidates=("keep", "slim_0.5", "ir_1", "ir_3", "skip"),
-                         teacher_lr=0.05),
+    # slim_0.25 makes the 1/5.2-parameters budget reachable: at width 0.35 the last 1 x 1 conv
+    # (112 -> 1280) holds 36% of the parameters and only its rank-28 factorization fits.
+    "mobilenet_v2": dict(width=0.35, candidates=("keep", "slim_0.25", "slim_0.5", "ir_1", "ir_3",
+                                                 "skip"), teacher_lr=0.05),
 }
 
 

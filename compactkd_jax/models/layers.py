@@ -119,7 +119,10 @@ class ConvUnit(nn.Module):
 class ConvBlock(nn.Module):
   """VGG-style block: one conv unit, optionally a 2x2 max pool.
 
-  width_ratio < 1 makes the conv narrower and adds a 1 x 1 conv unit that restores the width.
+  width_ratio < 1 makes the conv narrower and adds a 1 x 1 conv unit that restores the width. A
+  1 x 1 conv is narrowed to width_ratio x min(input, output) channels instead: a low-rank
+  factorization (narrowing its output width would only add the restore's parameters; this is
+  what makes MobileNetV2's 320 -> 1280 last conv, 18% of its parameters, compressible).
   """
   features: int
   kernel: int = 3
@@ -131,7 +134,9 @@ class ConvBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    inner = _scaled(self.features, self.width_ratio)
+    low_rank = self.kernel == 1 and self.width_ratio < 1
+    rank = min(x.shape[-1], self.features) if low_rank else self.features
+    inner = _scaled(rank, self.width_ratio)
     x = ConvUnit(inner, self.kernel, self.stride, self.conv_type, self.act, name="unit")(x, train)
     if inner != self.features:
       x = ConvUnit(self.features, 1, act=self.act, name="restore")(x, train)

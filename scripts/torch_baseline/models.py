@@ -248,7 +248,8 @@ class ConvBlock(nn.Module):
                pool: bool = False, conv_type: str = "full", act: str = "relu",
                width_ratio: float = 1.0):
     super().__init__()
-    inner = _scaled(features, width_ratio)
+    low_rank = kernel == 1 and width_ratio < 1  # as Flax's
+    inner = _scaled(min(c_in, features) if low_rank else features, width_ratio)
     self.unit = ConvUnit(c_in, inner, kernel, stride, conv_type, act)
     self.restore = ConvUnit(inner, features, 1, act=act) if inner != features else None
     # ceil_mode equals Flax's 'SAME' 2x2/2 pool: odd sizes keep their last row and column.
