@@ -5,7 +5,8 @@
 # Usage: bash scripts/reproduce.sh [teacher] [seeds] [budgets] [runs dir]
 #   e.g. bash scripts/reproduce.sh resnet56 "0 1" "flops:0.5 flops:0.25"
 #        bash scripts/reproduce.sh mobilenet_v2 "0 1" "flops:0.5 flops:0.25 params:0.1923"
-# Interrupt it at any time; rerunning the same command resumes where it stopped.
+# Interrupt it at any time; rerunning the same command resumes where it stopped. REPRODUCE_NOTE, if
+# set, goes into the table's header (e.g. what else shared the machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,6 +14,7 @@ TEACHER=${1:-resnet56}
 SEEDS=${2:-0 1}
 BUDGETS=${3:-flops:0.5 flops:0.25}
 RUNS=${4:-runs/reproduce}
+FAILED=""
 CONFIG="configs/reproduce_fashion_mnist.py:$TEACHER"
 run() { .venv/bin/python -m compactkd_jax.main --config "$CONFIG" "$@"; }
 for seed in $SEEDS; do
@@ -26,8 +28,14 @@ for seed in $SEEDS; do
       cp -r "$base/config.json" "$base/teacher" "$base/distill" "$base/scores.json" "$workdir.tmp/"
       mv "$workdir.tmp" "$workdir"
     fi
+    # One budget failing (say, infeasible for the menu) does not stop the others.
     run --workdir "$workdir" --config.seed="$seed" --config.select.metric="$metric" \
-        --config.select.budget="$fraction"
+        --config.select.budget="$fraction" || FAILED="$FAILED $TEACHER/seed$seed/$budget"
   done
 done
-.venv/bin/python scripts/summarize_reproduction.py "$RUNS" --out results/fashion_mnist
+.venv/bin/python scripts/summarize_reproduction.py "$RUNS" --out results/fashion_mnist \
+    --note "${REPRODUCE_NOTE:-}"
+if [ -n "$FAILED" ]; then
+  echo "error: these budgets failed (see their messages above):$FAILED" >&2
+  exit 1
+fi
