@@ -60,8 +60,8 @@ class DepthwiseConv(nn.Module):
   same init), so checkpoints and imported weights do not care which form ran.
 
   On CPU it runs as a sum of k * k shifted, scaled copies of the input: XLA:CPU's grouped
-  convolution is far slower (a 128 x 28 x 28 x 96 layer: forward 254 vs 24 ms, forward + backward
-  897 vs 145 ms; a MobileNetV2 train step 45 vs 125 images/s, results/bench_cpu2core_mobilenet_v2*).
+  convolution is several times slower, forward and backward (a MobileNetV2 train step: 45 vs 125
+  images/s; scripts/bench.py --depthwise_form, results/bench_cpu2core_mobilenet_v2*).
   GPUs and TPUs have fast depthwise kernels and run the convolution.
   """
   kernel: int = 3
