@@ -5,8 +5,8 @@
 
 Teacher: ResNet-20 at width 0.5 (8/16/32 channels), 2 epochs; block-wise distillation 0.25 epoch;
 refinement 0.1 epoch per block; KD fine-tune and both baselines 2 epochs each. The candidate menu
-leaves out the depthwise candidates (dwsep, ir_t): XLA:CPU trains depthwise convolutions 10-15x
-slower than dense ones; on GPU/TPU use the full menu. Selection minimizes the summed normalized
+leaves out the depthwise candidates (dwsep, ir_t): CPUs train depthwise convolutions at a fraction
+of a dense conv's FLOP rate; on GPU/TPU use the full menu. Selection minimizes the summed normalized
 MSE: on this recipe (same teacher and distillation, seed 0) its plan's fine-tuned student scored
 87.68% against 87.00% for the plan that minimizes summed hybrid-accuracy drops.
 Measured on the 2-core CPU (2026-11-25, alone, setup done; results/quickstart/): 11 min 50 s;
