@@ -1,4 +1,9 @@
-"""What every phase of a run shares: config, workdir, data on the devices, mesh, preprocessing."""
+"""What every phase of a run shares: config, workdir, data on the devices, mesh, preprocessing.
+
+In a budget sweep the per-budget phases (select ... report) run with a context whose `workdir` is the
+budget's own folder (`<workdir>/budget_<metric>_<value>/`) and whose `root` is the sweep's workdir,
+where the phases every budget shares (teacher, distill) keep their files: those are read through
+`shared_path`."""
 import dataclasses
 import json
 import os
@@ -20,16 +25,34 @@ class RunContext:
   preprocess: feed.Preprocess
   splits: dict[str, feed.DeviceSplit]  # "train", "validation", "test"
   writer: Any = None
+  root: str = ""  # the workdir of the shared phases; "" when it is `workdir` itself
+
+  def shared_path(self, *parts: str) -> str:
+    """A file of a phase that every budget shares (the teacher, the distilled candidates)."""
+    return os.path.join(self.root or self.workdir, *parts)
+
+  def read_shared_json(self, *parts: str) -> dict | None:
+    return _read_json(self.shared_path(*parts))
+
+  def for_budget(self, budget: float, folder: str) -> "RunContext":
+    """The context of one budget of a sweep: its own config (select.budget set) and folder."""
+    cfg = self.cfg.copy_and_resolve_references()
+    cfg.select.budget = float(budget)
+    return dataclasses.replace(self, cfg=cfg, workdir=os.path.join(self.workdir, folder),
+                               root=self.workdir)
 
   def path(self, *parts: str) -> str:
     return os.path.join(self.workdir, *parts)
 
   def read_json(self, *parts: str) -> dict | None:
-    path = self.path(*parts)
-    if not os.path.exists(path):
-      return None
-    with open(path) as f:
-      return json.load(f)
+    return _read_json(self.path(*parts))
 
   def write_json(self, obj: Any, *parts: str) -> None:
     files.write_json(self.path(*parts), obj)
+
+
+def _read_json(path: str) -> dict | None:
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)

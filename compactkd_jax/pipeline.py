@@ -1,6 +1,10 @@
 """The outer loop: validate the config, prepare the workdir and the data, run the configured
 phases in order. A phase whose `<workdir>/<phase>/result.json` exists is done and never re-run;
 an unfinished one resumes from its own checkpoints.
+
+A budget sweep (`config.select.budgets`) runs the shared phases (teacher, distill) once, then the
+per-budget phases once per budget in `<workdir>/budget_<metric>_<value>/`, then writes the sweep's
+summary (sweep.py) at the top of the workdir.
 """
 import glob
 import json
@@ -12,7 +16,7 @@ from absl import logging
 
 from compactkd_jax import config as config_lib
 from compactkd_jax import (data, distill_phase, feed, files, finetune, refine, report, student,
-                           teacher)
+                           sweep, teacher)
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
 
@@ -21,6 +25,8 @@ PHASE_FUNCTIONS = {
     "teacher": teacher.run, "distill": distill_phase.run, "select": student.run_select,
     "refine": refine.run, "finetune": finetune.run_finetune, "baselines": finetune.run_baselines,
     "report": report.run}
+# Phases every budget of a sweep shares; the others run once per budget.
+SHARED_PHASES = ("teacher", "distill")
 
 
 def check_workdir(cfg, workdir: str) -> None:
@@ -52,7 +58,8 @@ def _may_change(key: str, workdir: str) -> bool:
     return True
   if section not in PHASE_FUNCTIONS:
     return False
-  finished = os.path.exists(os.path.join(workdir, section, "result.json"))
+  finished = bool(glob.glob(os.path.join(workdir, section, "result.json")) or glob.glob(
+      os.path.join(workdir, sweep.FOLDER_PREFIX + "*", section, "result.json")))
   return not _started(workdir, section) or (".train." in key and not finished)
 
 
@@ -60,8 +67,9 @@ def _started(workdir: str, phase: str) -> bool:
   """A phase has started once it has its folder or a training checkpoint (checkpoints/teacher,
   checkpoints/distill, checkpoints/refine_<block>, checkpoints/baseline_<kind>, ...)."""
   prefix = "baseline" if phase == "baselines" else phase
-  return os.path.isdir(os.path.join(workdir, phase)) or bool(
-      glob.glob(os.path.join(workdir, "checkpoints", prefix + "*")))
+  roots = [workdir, *glob.glob(os.path.join(workdir, sweep.FOLDER_PREFIX + "*"))]
+  return any(os.path.isdir(os.path.join(root, phase)) or
+             glob.glob(os.path.join(root, "checkpoints", prefix + "*")) for root in roots)
 
 
 def _new_at_default(key: str, saved: dict, defaults: dict, current: dict) -> bool:
@@ -126,10 +134,32 @@ def run(cfg, workdir: str) -> dict:
   check_workdir(cfg, workdir)
   ctx = make_context(cfg, workdir)
   try:
-    return {phase: _run_phase(ctx, phase) for phase in cfg.phases}
+    if not cfg.select.budgets:
+      return {phase: _run_phase(ctx, phase) for phase in cfg.phases}
+    return _run_sweep(ctx)
   finally:  # flush TensorBoard even when a phase stops with an error
     if ctx.writer is not None:
       ctx.writer.close()
+
+
+def _run_sweep(ctx: RunContext) -> dict:
+  """Shared phases once, the others per budget, then the sweep's summary."""
+  cfg = ctx.cfg
+  results = {p: _run_phase(ctx, p) for p in cfg.phases if p in SHARED_PHASES}
+  per_budget = [p for p in cfg.phases if p not in SHARED_PHASES]
+  if "select" in per_budget:  # an unreachable budget stops the sweep before any budget runs
+    student.check_budgets(ctx, cfg.select.budgets)
+  folders = []
+  for budget in cfg.select.budgets:
+    folder = sweep.folder_name(cfg.select.metric, budget)
+    folders.append(folder)
+    bctx = ctx.for_budget(budget, folder)
+    logging.info("[sweep] budget %s <= %g%s", cfg.select.metric, budget,
+                 " of the teacher" if cfg.select.relative else "")
+    results[folder] = {p: _run_phase(bctx, p) for p in per_budget}
+  if "report" in per_budget:
+    results["sweep"] = sweep.summarize(ctx, folders)
+  return results
 
 
 def _run_phase(ctx: RunContext, phase: str) -> dict:

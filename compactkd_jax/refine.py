@@ -74,4 +74,6 @@ def run(ctx: RunContext) -> dict:
                                  **({block: state.batch_stats} if state.batch_stats else {})}}
   artifacts.save_model(ctx.path(REFINED_DIR), net, variables, ctx.dataset.image_shape,
                        ctx.dataset.num_classes, ctx.preprocess)
-  return {"blocks": refine_blocks(plan), "steps_per_block": total}
+  blocks = refine_blocks(plan)
+  return {"blocks": blocks, "steps_per_block": total,
+          "images": len(blocks) * total * tcfg.batch_size}

@@ -1,10 +1,10 @@
-"""The report phase (DESIGN stage 8): test accuracy, FLOPs, MACs, params and measured latency of
-teacher, student and baselines; `results.json`, `report.md`, `tradeoff.png`; the exported student."""
-import io
-
+"""The report phase (DESIGN stage 8): test accuracy, FLOPs, MACs, params, measured latency and
+training cost of teacher, student and baselines; `results.json`, `report.md`, `tradeoff.png` (the
+measured trade-off), `damage_curve.png` (the predicted one); the exported student."""
 import jax
 
-from compactkd_jax import artifacts, cost, export, feed, files, supervised, teacher
+from compactkd_jax import (artifacts, cost, equal_cost, export, feed, files, plots, supervised,
+                           teacher)
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
 
@@ -37,16 +37,23 @@ def collect(ctx: RunContext) -> dict:
   if plan is None or ctx.read_json("finetune", "result.json") is None:
     raise UserError("the report needs the select and finetune phases; add them to config.phases")
   t_net, t_vars = teacher.load(ctx)
-  rows = {"teacher": _row(ctx, "teacher", t_net, t_vars, ctx.read_json("teacher", "result.json"))}
+  rows = {"teacher": _row(ctx, "teacher", t_net, t_vars,
+                          ctx.read_shared_json("teacher", "result.json"))}
   s_net, s_vars = _load(ctx, "finetune")
   rows["student"] = _row(ctx, "student", s_net, s_vars, ctx.read_json("finetune", "result.json"))
+  ours = equal_cost.ours(ctx)
+  rows["student"].update(train_seconds=ours["total_seconds"],
+                         train_images=sum(ours["images"].values()))
   baselines = {}
   for kind in ctx.cfg.baselines.kinds:
     res = ctx.read_json(f"baseline_{kind}", "result.json")
     if res is not None:
       net, variables = _load(ctx, f"baseline_{kind}")
-      baselines[kind] = _row(ctx, f"baseline_{kind}", net, variables, res)
-  walls = {p: (ctx.read_json(p, "result.json") or {}).get("wall_seconds")
+      baselines[kind] = {**_row(ctx, f"baseline_{kind}", net, variables, res),
+                         "train_seconds": res["train_seconds"],
+                         "train_images": res.get("images", 0), "epochs": res.get("epochs"),
+                         "match": res.get("match", "epochs")}
+  walls = {p: (_phase_result(ctx, p) or {}).get("wall_seconds")
            for p in ctx.cfg.phases if p != "report"}
   exported = export.export(ctx.path("export"), s_net, s_vars, ctx.dataset.image_shape,
                            ctx.dataset.num_classes, ctx.preprocess,
@@ -56,16 +63,44 @@ def collect(ctx: RunContext) -> dict:
           "budget": {"metric": plan["metric"], "limit": plan["limit"],
                      "teacher_cost": plan["teacher_cost"], "relative": plan["relative_budget"]},
           "compression": {m: t[m] / max(rows["student"][m], 1) for m in ("flops", "macs", "params")},
-          "plan": plan, "wall_seconds": walls, "export": exported,
+          "cost": ours, "plan": plan, "wall_seconds": walls, "export": exported,
           "device": f"{jax.devices()[0].platform} x{len(jax.devices())}"}
+
+
+def _phase_result(ctx: RunContext, phase: str) -> dict | None:
+  shared = phase in ("teacher", "distill")  # in a sweep these live at the sweep's top
+  return ctx.read_shared_json(phase, "result.json") if shared else ctx.read_json(phase,
+                                                                                 "result.json")
 
 
 def summary_table(results: dict) -> str:
   rows = [results["teacher"], results["student"], *results["baselines"].values()]
-  cols = ["name", "accuracy", "flops", "macs", "params", "latency_ms", "throughput"]
-  rows = [{**r, "accuracy": f"{100 * r['accuracy']:.2f}%", "latency_ms": f"{r['latency_ms']:.2f}",
-           "throughput": f"{r['throughput']:,.0f}/s"} for r in rows]
+  cols = ["name", "accuracy", "val acc", "flops", "macs", "params", "latency_ms", "throughput",
+          "train wall", "train images"]
+  fmt_acc = lambda a: "-" if a is None else f"{100 * a:.2f}%"
+  rows = [{**r, "accuracy": fmt_acc(r["accuracy"]), "val acc": fmt_acc(r.get("val_accuracy")),
+           "latency_ms": f"{r['latency_ms']:.2f}", "throughput": f"{r['throughput']:,.0f}/s",
+           "train wall": f"{r['train_seconds']:.0f} s" if "train_seconds" in r else "(given)",
+           "train images": f"{r['train_images']:,}" if "train_images" in r else "-"}
+          for r in rows]
   return cost.format_table(rows, cols)
+
+
+def cost_lines(results: dict) -> list[str]:
+  """What ours cost, phase by phase, and how the baselines were matched to it."""
+  c = results["cost"]
+  parts = ", ".join(f"{k} {v:.0f} s ({c['images'][k]:,} images)" for k, v in c["seconds"].items())
+  lines = [f"Our student cost {c['total_seconds']:.0f} s of training wall time: {parts}. "
+           "The teacher's training is not counted (every method starts from it).",
+           f"Overhead of the method (distill + score + refine) against the fine-tune, one training "
+           f"of the student: {c['overhead_seconds']:.0f} s / {c['seconds']['finetune']:.0f} s = "
+           f"**{c['overhead_ratio']:.2f}** (target <= 0.25)."]
+  for kind, r in results["baselines"].items():
+    how = ("matched to our total wall time" if r["match"] == "total_cost"
+           else "the configured epochs")
+    lines.append(f"Baseline {kind}: {r['epochs']:.2f} epochs ({how}), {r['train_seconds']:.0f} s "
+                 f"= {r['train_seconds'] / max(c['total_seconds'], 1e-9):.2f}x ours.")
+  return lines
 
 
 def block_table(plan: dict) -> str:
@@ -83,59 +118,37 @@ def write_markdown(results: dict, path: str) -> None:
       "# compactkd_jax report", "",
       f"Budget: {b['metric']} <= {b['limit']:,.0f} ({100 * b['relative']:.1f}% of the teacher's "
       f"{b['teacher_cost']:,.0f}). Device: {results['device']}.", "",
-      "## Summary (test split)", "", summary_table(results), "",
+      "## Summary (test split; every choice was made on the validation split)", "",
+      summary_table(results), "",
       f"Compression: {c['flops']:.2f}x FLOPs, {c['macs']:.2f}x MACs, {c['params']:.2f}x params. "
       "Latency at batch 1, throughput at the report batch size, median of repeated runs.", "",
+      "## Training cost", "", *[f"- {line}" for line in cost_lines(results)], "",
       f"Wall time per phase: {walls}.", "",
       "## Per block (validation split)", "", block_table(results["plan"]), "",
       f"Exported student: {results['export']['spec']}, {results['export']['jax_export']}.", ""]
   files.write_text(path, "\n".join(text))
 
 
-def plot_tradeoff(results: dict, path: str) -> None:
-  """Accuracy against FLOPs for teacher, student and baselines; on a second axis, the predicted
-  damage of the best plan at every budget from 10% to 100% (selection is cheap: the whole curve)."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  t = results["teacher"]
-  fig, ax = plt.subplots(figsize=(6.8, 4.4))
-  points = [("teacher", t, "k*"), ("student (ours)", results["student"], "ro")]
-  points += [(f"baseline: {k}", r, m) for (k, r), m in zip(results["baselines"].items(),
-                                                          ("bs", "g^"))]
-  for label, r, marker in points:
-    ax.plot(r["flops"], 100 * r["accuracy"], marker, markersize=9, label=f"{label}, test")
-  ax.set_xlabel("XLA FLOPs per image")
-  ax.set_ylabel("test accuracy (%)")
-  ax.grid(alpha=0.3)
-  curve = [p for p in results["plan"]["curve"] if p["predicted_damage"] is not None]
-  if curve:
-    # Budget fractions are of the plan's metric; drawn at that fraction of the teacher's FLOPs.
-    # Damage is summed hybrid-accuracy drops (drawn in points) or summed normalized MSEs.
-    accuracy = results["plan"]["damage"] == "accuracy"
-    ax2 = ax.twinx()
-    ax2.plot([p["fraction"] * t["flops"] for p in curve],
-             [(100 if accuracy else 1) * p["predicted_damage"] for p in curve], "-", color="0.6",
-             label=f"best plan: predicted damage ({results['plan']['damage']}, validation)")
-    unit = "accuracy points" if accuracy else "summed nMSE"
-    ax2.set_ylabel(f"predicted damage of the best plan\n({unit}; budget on "
-                   f"{results['budget']['metric']})", color="0.4")
-    ax2.legend(fontsize=8, loc="upper center")
-  ax.legend(fontsize=8, loc="lower right")
-  fig.tight_layout()
-  png = io.BytesIO()
-  fig.savefig(png, format="png", dpi=120)
-  plt.close(fig)
-  files.write_bytes(path, png.getvalue())
+def tradeoff_points(results: dict) -> tuple[list[dict], dict]:
+  """(points, teacher) of one budget's results for plots.measured_tradeoff."""
+  point = lambda method, r: {"method": method, "macs": r["macs"], "params": r["params"],
+                             "accuracies": [r["accuracy"]]}
+  points = [point("ours", results["student"])]
+  points += [point(kind, r) for kind, r in results["baselines"].items()]
+  return points, point("teacher", results["teacher"])
 
 
 def run(ctx: RunContext) -> dict:
   results = collect(ctx)
   ctx.write_json(results, "results.json")
   write_markdown(results, ctx.path("report.md"))
-  plot_tradeoff(results, ctx.path("tradeoff.png"))
+  points, teacher_point = tradeoff_points(results)
+  plots.measured_tradeoff(points, teacher_point, ctx.path("tradeoff.png"))
+  plots.damage_curve(results["plan"]["curve"], results["plan"]["damage"], results["plan"]["metric"],
+                     ctx.path("damage_curve.png"))
   if files.is_primary():
     print(summary_table(results))
   return {"student_accuracy": results["student"]["accuracy"],
+          "overhead_ratio": results["cost"]["overhead_ratio"],
           "teacher_accuracy": results["teacher"]["accuracy"],
           "flops_ratio": results["student"]["flops"] / results["teacher"]["flops"]}

@@ -8,7 +8,7 @@ from compactkd_jax.models.net import BlockNet, LayerSpec
 
 
 def run_select(ctx: RunContext) -> dict:
-  scores = ctx.read_json("scores.json")
+  scores = ctx.read_shared_json("scores.json")
   if scores is None:
     raise UserError(f"no scores.json in {ctx.workdir}: run the distill phase first "
                     "(add 'distill' to config.phases)")
@@ -24,6 +24,18 @@ def run_select(ctx: RunContext) -> dict:
           "predicted_damage": plan["predicted_damage"],
           "greedy_predicted_damage": greedy["predicted_damage"],
           "choice": plan["choice"]}
+
+
+def check_budgets(ctx: RunContext, budgets) -> None:
+  """Every budget of a sweep is reachable (else the infeasible-budget error names the smallest
+  reachable cost), checked before the first budget runs."""
+  scores = ctx.read_shared_json("scores.json")
+  if scores is None:
+    raise UserError(f"no scores.json in {ctx.workdir}: run the distill phase first "
+                    "(add 'distill' to config.phases)")
+  s = ctx.cfg.select
+  for budget in budgets:
+    select.make_plan(scores, s.metric, budget, s.relative, s.damage, s.solver)
 
 
 def load_plan(ctx: RunContext) -> dict:

@@ -23,7 +23,7 @@ def build(cfg, num_classes: int) -> BlockNet:
 def source_dir(ctx: RunContext) -> str:
   """Where the teacher lives: the configured checkpoint (a workdir or a model dir) or this run's."""
   ckpt = ctx.cfg.teacher.checkpoint
-  return _resolve(ckpt) if ckpt else ctx.path(TEACHER_DIR)
+  return _resolve(ckpt) if ckpt else ctx.shared_path(TEACHER_DIR)
 
 
 def _resolve(ckpt: str) -> str:
@@ -67,10 +67,9 @@ def train_teacher(ctx: RunContext) -> tuple[BlockNet, dict, int]:
   return net, supervised.variables_of(run_supervised(ctx, "teacher", net, state, tcfg, total)), total
 
 
-def run_supervised(ctx: RunContext, name: str, net: BlockNet, state, tcfg, total: int,
-                   teacher_net=None, teacher_vars=None, kd=None, seed_offset: int = 0,
-                   section: str = "teacher"):
-  """Trains `net` from `state` with CE (and KD when `kd` is given) through the one loop."""
+def supervised_step(ctx: RunContext, net: BlockNet, tcfg, teacher_net=None, teacher_vars=None,
+                    kd=None, seed_offset: int = 0):
+  """(step_fn, batch_fn) of CE (and KD when `kd` is given) training of `net` for the one loop."""
   key = jax.random.key(ctx.cfg.seed + seed_offset)
   train_split = ctx.splits["train"]
   step = supervised.make_classify_step(
@@ -80,6 +79,14 @@ def run_supervised(ctx: RunContext, name: str, net: BlockNet, state, tcfg, total
   batch_fn = lambda s: feed.put_global(
       train_split.train_batch(tcfg.batch_size, ctx.cfg.seed + seed_offset, s),
       feed.sharded(ctx.mesh))
+  return step, batch_fn
+
+
+def run_supervised(ctx: RunContext, name: str, net: BlockNet, state, tcfg, total: int,
+                   teacher_net=None, teacher_vars=None, kd=None, seed_offset: int = 0,
+                   section: str = "teacher"):
+  """Trains `net` from `state` with CE (and KD when `kd` is given) through the one loop."""
+  step, batch_fn = supervised_step(ctx, net, tcfg, teacher_net, teacher_vars, kd, seed_offset)
   eval_fn = lambda st: supervised.evaluate(net, supervised.variables_of(st), ctx.splits["validation"],
                                            ctx.preprocess, ctx.mesh, ctx.cfg.data.eval_batch_size)
   spec = train.LoopSpec(name=name, total_steps=total, step_fn=step, batch_fn=batch_fn,
@@ -105,5 +112,6 @@ def run(ctx: RunContext) -> dict:
   ev = lambda split: supervised.evaluate(net, variables, ctx.splits[split], ctx.preprocess,
                                          ctx.mesh, ctx.cfg.data.eval_batch_size)["accuracy"]
   return {"model": model, "source": source_dir(ctx), "steps": steps,
+          "images": steps * ctx.cfg.teacher.train.batch_size,
           "val_accuracy": ev("validation"), "test_accuracy": ev("test"),
           "wall_seconds": time.perf_counter() - start}

@@ -135,7 +135,11 @@ def run_loop(spec: LoopSpec, state: TrainState) -> TrainState:
       if spec.writer is not None:
         spec.writer.write_scalars(done, {f"{spec.name}/{k}": v for k, v in summary.items()})
     if spec.eval_fn and spec.eval_every and (done % spec.eval_every == 0) and not last:
-      logging.info("[%s] step %d eval %s", spec.name, done, spec.eval_fn(state))
+      evaluated = spec.eval_fn(state)
+      logging.info("[%s] step %d eval %s", spec.name, done, evaluated)
+      if spec.writer is not None:  # the validation curve, to see whether training plateaued
+        spec.writer.write_scalars(done, {f"{spec.name}/val_{k}": v for k, v in evaluated.items()
+                                         if isinstance(v, (int, float))})
     if done % spec.checkpoint_every == 0 or last:
       # Weights can blow up steps before the loss does: never checkpoint a non-finite state.
       if not bool(_state_finite(state.params, state.batch_stats)):

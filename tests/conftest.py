@@ -71,6 +71,8 @@ def make_tiny_config(train_limit: int = 2000, validation_size: int = 500, test_l
     cfg.data.flip = False
   cfg.teacher.model = "resnet20"
   cfg.teacher.options.width = width
+  # Fixed baseline steps: matching on measured wall time would make two runs differ.
+  cfg.baselines.match = "epochs"
   t = cfg.teacher.train
   t.steps = steps
   t.batch_size = batch_size
@@ -99,7 +101,7 @@ TINY_PIPELINE_OVERRIDES = [
     "--config.data.validation_size=300", "--config.data.test_limit=300",
     "--config.data.eval_batch_size=100", "--config.distill.score_examples=300",
     "--config.distill.candidates=('keep', 'slim_0.25', 'slim_0.5', 'skip')",
-    "--config.report.throughput_batch_size=32",
+    "--config.report.throughput_batch_size=32", "--config.baselines.match=epochs",
     *[f"--config.{section}.train.{key}={value}"
       for section, steps in (("teacher", 30), ("distill", 40), ("refine", 4), ("finetune", 40),
                              ("baselines", 10))
