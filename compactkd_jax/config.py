@@ -90,7 +90,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.refine = ml_collections.ConfigDict(dict(
       train=train_defaults(epochs=0.5, learning_rate=0.02, weight_decay=0.0)))
   c.finetune = ml_collections.ConfigDict(dict(
-      kd=ml_collections.ConfigDict(dict(temperature=4.0, alpha=0.9)),
+      # hints: beta of the feature hints (normalized MSE to the teacher's output of every block,
+      # averaged over blocks) added to the fine-tune loss; 0 turns them off.
+      kd=ml_collections.ConfigDict(dict(temperature=4.0, alpha=0.9, hints=0.0)),
       train=train_defaults(epochs=4, learning_rate=0.02)))
   c.baselines = ml_collections.ConfigDict(dict(
       kinds=("scratch", "kd"),
@@ -127,6 +129,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     kd = cfg[section].kd
     if not (0.0 <= kd.alpha <= 1.0 and 0 < kd.temperature < math.inf):
       raise UserError(f"config.{section}.kd needs 0 <= alpha <= 1 and a finite temperature > 0")
+  if not 0.0 <= cfg.finetune.kd.hints < math.inf:
+    raise UserError(f"config.finetune.kd.hints={cfg.finetune.kd.hints} must be finite and >= 0")
   for key, budget in [("budget", cfg.select.budget),
                       *(("budgets", b) for b in _budget_list(cfg.select.budgets))]:
     if not (0 < budget < math.inf) or (cfg.select.relative and budget > 1.0):

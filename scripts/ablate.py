@@ -1,0 +1,126 @@
+"""Ablations of a config's choices, decided on the VALIDATION split (the test column is shown for
+the record, never used to choose).
+
+  .venv/bin/python scripts/ablate.py --config configs/quickstart.py --workdir runs/ablate \
+      --out results/ablation_quickstart [--seeds 0,1]
+
+One base run per seed goes up to the fine-tune; every variant forks the base workdir after the
+last phase it shares with it (copying those phases' files, so the teacher and the distillation are
+not redone) and runs the rest with its overrides. Baseline variants train one baseline kind at the
+epochs that equal-total-cost matching gave it in the default run (`--baseline_epochs`). Resumable:
+a finished variant is skipped. Writes <out>.md and <out>.json.
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UP_TO_FINETUNE = "--config.phases=('teacher','distill','select','refine','finetune')"
+# Files and folders of each phase, to fork a workdir after it.
+PHASE_FILES = {"teacher": ["teacher"], "distill": ["distill", "scores.json", "checkpoints/distill*"],
+               "select": ["select", "plan.json"], "refine": ["refine", "checkpoints/refine_*"]}
+ORDER = ("teacher", "distill", "select", "refine")
+
+
+def variants(baseline_epochs: float):
+  """(name, what it decides, fork after, overrides, result folder)."""
+  base = lambda kind, extra: ["--config.phases=('teacher','distill','select','baselines')",
+                              f"--config.baselines.kinds=('{kind}',)",
+                              "--config.baselines.match=epochs",
+                              f"--config.baselines.train.epochs={baseline_epochs}", *extra]
+  return [
+      ("ours: default", "-", None, [], "finetune"),
+      ("ours: feature hints beta=1", "finetune.kd.hints", "refine",
+       [UP_TO_FINETUNE, "--config.finetune.kd.hints=1.0"], "finetune"),
+      ("ours: selection damage = accuracy", "select.damage", "distill",
+       [UP_TO_FINETUNE, "--config.select.damage=accuracy"], "finetune"),
+      ("ours: no refinement", "refine on/off", "select",
+       ["--config.phases=('teacher','distill','select','finetune')"], "finetune"),
+      ("ours: fine-tune lr 0.05", "finetune lr", "refine",
+       [UP_TO_FINETUNE, "--config.finetune.train.learning_rate=0.05"], "finetune"),
+      ("KD-only baseline: alpha 0.9", "baselines.kd.alpha", "select",
+       base("kd", ["--config.baselines.kd.alpha=0.9"]), "baseline_kd"),
+      ("KD-only baseline: alpha 0.5", "baselines.kd.alpha", "select",
+       base("kd", ["--config.baselines.kd.alpha=0.5"]), "baseline_kd"),
+      ("scratch baseline: lr 0.1", "baselines lr", "select",
+       base("scratch", ["--config.baselines.train.learning_rate=0.1"]), "baseline_scratch"),
+      ("scratch baseline: lr 0.05", "baselines lr", "select",
+       base("scratch", ["--config.baselines.train.learning_rate=0.05"]), "baseline_scratch"),
+  ]
+
+
+def fork(base: str, target: str, after: str) -> None:
+  if os.path.exists(os.path.join(target, "config.json")):
+    return  # forked before (resume)
+  os.makedirs(target, exist_ok=True)
+  shutil.copy(os.path.join(base, "config.json"), target)
+  for phase in ORDER[:ORDER.index(after) + 1]:
+    for pattern in PHASE_FILES[phase]:
+      for src in glob.glob(os.path.join(base, pattern)):
+        dst = os.path.join(target, os.path.relpath(src, base))
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, dst)
+
+
+def run(config: str, workdir: str, overrides, seed: int) -> None:
+  cmd = [sys.executable, "-m", "compactkd_jax.main", "--config", config, "--workdir", workdir,
+         f"--config.seed={seed}", *overrides]
+  print("+", " ".join(cmd), flush=True)
+  subprocess.run(cmd, cwd=REPO, check=True)
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--config", required=True)
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--out", required=True)
+  p.add_argument("--seeds", default="0")
+  p.add_argument("--baseline_epochs", type=float, default=2.5)
+  args = p.parse_args()
+  rows = []
+  for seed in (int(s) for s in args.seeds.split(",")):
+    base = os.path.join(args.workdir, f"seed{seed}", "default")
+    run(args.config, base, [UP_TO_FINETUNE], seed)
+    for i, (name, decides, after, overrides, folder) in enumerate(variants(args.baseline_epochs)):
+      wd = base if after is None else os.path.join(args.workdir, f"seed{seed}", f"v{i}")
+      if after is not None:
+        fork(base, wd, after)
+        run(args.config, wd, overrides, seed)
+      with open(os.path.join(wd, folder, "result.json")) as f:
+        res = json.load(f)
+      res = res.get(folder.removeprefix("baseline_"), res)  # baselines/result.json nests kinds
+      rows.append({"variant": name, "decides": decides, "seed": seed,
+                   "val_accuracy": res["val_accuracy"], "test_accuracy": res["test_accuracy"],
+                   "train_seconds": res["train_seconds"]})
+  write(rows, args)
+
+
+def write(rows, args) -> None:
+  by_name = {}
+  for r in rows:
+    by_name.setdefault((r["variant"], r["decides"]), []).append(r)
+  lines = ["# Ablation: " + os.path.basename(args.config), "",
+           "Command: `.venv/bin/python scripts/ablate.py " + " ".join(sys.argv[1:]) + "`", "",
+           "Decisions use the validation column only (5,000 images held out of the training file);",
+           "test accuracy is shown for the record. Mean over seeds " + args.seeds + ".", "",
+           "| variant | decides | val acc | test acc | train wall |", "|---|---|---|---|---|"]
+  for (name, decides), rs in by_name.items():
+    mean = lambda k: 100 * np.mean([r[k] for r in rs])
+    lines.append(f"| {name} | {decides} | {mean('val_accuracy'):.2f}% | "
+                 f"{mean('test_accuracy'):.2f}% | "
+                 f"{np.mean([r['train_seconds'] for r in rs]):.0f} s |")
+  with open(args.out + ".md", "w") as f:
+    f.write("\n".join(lines) + "\n")
+  with open(args.out + ".json", "w") as f:
+    json.dump(rows, f, indent=2)
+  print("\n".join(lines))
+
+
+if __name__ == "__main__":
+  main()

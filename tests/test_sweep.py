@@ -1,0 +1,195 @@
+"""A budget sweep on a small real Fashion-MNIST config: the teacher and the distillation run once,
+every budget gets its own student, baselines and report, the summary and the measured trade-off plot
+cover every budget, a rerun resumes only what is missing, and bad budget lists are one-line errors.
+Also the equal-total-cost accounting of the baselines."""
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+from compactkd_jax import config as config_lib
+from compactkd_jax import equal_cost, pipeline, select, student, sweep
+from compactkd_jax.errors import UserError
+from conftest import make_tiny_config
+
+BUDGETS = (0.75, 0.5)
+PHASES = ("teacher", "distill", "select", "refine", "finetune", "baselines", "report")
+PER_BUDGET = ("select", "refine", "finetune", "baselines", "report")
+
+
+def _sweep_config():
+  cfg = make_tiny_config(train_limit=2000, validation_size=300, test_limit=300, width=0.25,
+                         steps=60, batch_size=32, learning_rate=0.1)
+  cfg.phases = PHASES
+  cfg.data.eval_batch_size = 100
+  cfg.distill.candidates = ("keep", "slim_0.25", "slim_0.5", "skip")
+  cfg.distill.score_examples = 300
+  for section, steps in (("distill", 30), ("refine", 4), ("finetune", 20), ("baselines", 20)):
+    t = cfg[section].train
+    t.steps, t.batch_size, t.log_every_steps, t.checkpoint_every_steps = steps, 32, steps, steps
+  cfg.select.budgets = BUDGETS
+  cfg.report.throughput_batch_size = 32
+  return cfg
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory, request):
+  request.getfixturevalue("fmnist_dir")
+  cfg = _sweep_config()
+  workdir = str(tmp_path_factory.mktemp("sweep"))
+  results = pipeline.run(cfg, workdir)
+  return cfg, workdir, results
+
+
+def _load(*parts):
+  with open(os.path.join(*parts)) as f:
+    return json.load(f)
+
+
+def test_every_budget_has_its_own_student_within_its_budget(finished_sweep):
+  _, workdir, _ = finished_sweep
+  teacher_flops = None
+  students = []
+  for budget in BUDGETS:
+    folder = os.path.join(workdir, sweep.folder_name("flops", budget))
+    for phase in PER_BUDGET:
+      assert os.path.exists(os.path.join(folder, phase, "result.json")), (folder, phase)
+    res = _load(folder, "results.json")
+    teacher_flops = teacher_flops or res["teacher"]["flops"]
+    assert res["budget"]["limit"] == pytest.approx(budget * teacher_flops, rel=1e-6)
+    assert res["student"]["flops"] <= res["budget"]["limit"] * 1.01
+    assert set(res["baselines"]) == {"scratch", "kd"}
+    for name in ("report.md", "tradeoff.png", "damage_curve.png", "export/student.jax_export"):
+      assert os.path.exists(os.path.join(folder, name)), name
+    students.append(res["student"]["flops"])
+  assert students[1] < students[0]  # a tighter budget, a smaller student
+  # Shared phases ran once, at the top; no per-budget phase ran at the top.
+  for phase in ("teacher", "distill"):
+    assert os.path.exists(os.path.join(workdir, phase, "result.json"))
+  assert not os.path.exists(os.path.join(workdir, "select"))
+
+
+def test_summary_report_and_measured_plot_cover_every_budget(finished_sweep):
+  _, workdir, _ = finished_sweep
+  summary = _load(workdir, "results.json")
+  assert [row["folder"] for row in summary["sweep"]] == [sweep.folder_name("flops", b)
+                                                         for b in BUDGETS]
+  for row in summary["sweep"]:
+    per_budget = _load(workdir, row["folder"], "results.json")
+    assert row["ours"] == per_budget["student"]["accuracy"]
+    assert row["scratch"] == per_budget["baselines"]["scratch"]["accuracy"]
+    assert row["macs"] == per_budget["student"]["macs"]
+  report = open(os.path.join(workdir, "report.md")).read()
+  assert "flops 75%" in report and "flops 50%" in report
+  with open(os.path.join(workdir, "tradeoff.png"), "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  # The plot's points: 3 methods x 2 budgets, one accuracy each (one seed).
+  points, teacher = sweep.tradeoff_points([summary])
+  assert len(points) == 6 and all(len(p["accuracies"]) == 1 for p in points)
+  assert teacher["accuracies"] == [summary["teacher"]["accuracy"]]
+
+
+def test_cost_of_every_row_is_recorded(finished_sweep):
+  _, workdir, _ = finished_sweep
+  res = _load(workdir, sweep.folder_name("flops", 0.5), "results.json")
+  distill = _load(workdir, "distill", "result.json")
+  finetune = _load(workdir, sweep.folder_name("flops", 0.5), "finetune", "result.json")
+  cost = res["cost"]
+  # Images: 30 distill steps of 32, 300 validation images scored in each of the 9 blocks.
+  assert cost["images"]["distill"] == 30 * 32 == distill["train_images"]
+  assert cost["images"]["score"] == 300 * 9
+  assert cost["images"]["finetune"] == 20 * 32
+  assert cost["seconds"]["finetune"] == finetune["train_seconds"]
+  assert cost["total_seconds"] == pytest.approx(sum(cost["seconds"].values()))
+  assert res["student"]["train_seconds"] == cost["total_seconds"]
+  for r in res["baselines"].values():
+    assert r["match"] == "epochs" and r["train_images"] == 20 * 32 and r["train_seconds"] > 0
+
+
+def test_rerun_resumes_only_what_is_missing(finished_sweep):
+  cfg, workdir, _ = finished_sweep
+  first, second = (os.path.join(workdir, sweep.folder_name("flops", b)) for b in BUDGETS)
+  mtime = lambda *p: os.path.getmtime(os.path.join(*p))
+  kept = {p: mtime(first, p, "result.json") for p in PER_BUDGET}
+  os.remove(os.path.join(second, "report", "result.json"))
+  os.remove(os.path.join(workdir, "results.json"))
+  finetune_before = mtime(second, "finetune", "result.json")
+  pipeline.run(cfg, workdir)
+  assert {p: mtime(first, p, "result.json") for p in PER_BUDGET} == kept
+  assert mtime(second, "finetune", "result.json") == finetune_before
+  assert os.path.exists(os.path.join(second, "report", "result.json"))
+  assert len(_load(workdir, "results.json")["sweep"]) == 2
+
+
+def test_a_sweep_resumed_with_another_budget_list_is_refused(finished_sweep):
+  cfg, workdir, _ = finished_sweep
+  other = cfg.copy_and_resolve_references()
+  other.select.budgets = (0.75, 0.35)
+  before = os.listdir(workdir)
+  with pytest.raises(UserError, match="select.budgets"):
+    pipeline.run(other, workdir)
+  assert os.listdir(workdir) == before
+
+
+def test_an_unreachable_budget_names_the_smallest_reachable_cost(finished_sweep):
+  cfg, workdir, _ = finished_sweep
+
+  class Ctx:  # the two things check_budgets reads
+    def __init__(self):
+      self.cfg, self.workdir = cfg, workdir
+
+    def read_shared_json(self, *parts):
+      return _load(workdir, *parts)
+
+  with pytest.raises(select.InfeasibleBudget, match="smallest"):
+    student.check_budgets(Ctx(), (0.5, 0.001))
+  student.check_budgets(Ctx(), BUDGETS)  # the sweep's own budgets are reachable
+
+
+@pytest.mark.parametrize("budgets, needle", [
+    ((0.5, 0.5), "twice"), ((0.5, 1.5), "at most 1.0"), ((float("nan"),), "finite"),
+    ((0.5, float("inf")), "finite"), ((0.0,), "> 0"), ((-0.25,), "> 0"), (("half",), "numbers")])
+def test_bad_budget_lists_are_one_line_errors(budgets, needle):
+  cfg = config_lib.default_config()
+  cfg.select.budgets = budgets
+  with pytest.raises(UserError, match=needle) as e:
+    config_lib.validate(cfg)
+  assert "\n" not in str(e.value)
+
+
+# ---- equal total cost ----
+
+
+def test_ours_adds_up_every_phase_that_made_the_student(tmp_path):
+  from compactkd_jax.context import RunContext
+  ctx = RunContext(None, str(tmp_path), None, None, None, {})
+  ctx.write_json({"train_seconds": 30.0, "score_seconds": 6.0, "train_images": 3200,
+                  "score_images": 900}, "distill", "result.json")
+  ctx.write_json({"wall_seconds": 4.0, "images": 640}, "refine", "result.json")
+  ctx.write_json({"train_seconds": 160.0, "images": 25600}, "finetune", "result.json")
+  cost = equal_cost.ours(ctx)
+  assert cost["total_seconds"] == 200.0
+  assert cost["overhead_seconds"] == 40.0 and cost["overhead_ratio"] == 0.25
+  assert cost["images"] == {"distill": 3200, "score": 900, "refine": 640, "finetune": 25600}
+  # In a sweep, the distillation is read from the top, the rest from the budget's folder.
+  sub = RunContext(None, str(tmp_path / "budget_flops_0.5"), None, None, None, {},
+                   root=str(tmp_path))
+  sub.write_json({"train_seconds": 80.0, "images": 12800}, "finetune", "result.json")
+  assert equal_cost.ours(sub)["total_seconds"] == 30.0 + 6.0 + 80.0
+
+
+def test_seconds_per_step_excludes_the_compiling_step():
+  calls = []
+
+  def step(state, batch):
+    time.sleep(0.5 if not calls else 0.01)  # the first call stands for compilation
+    calls.append(batch)
+    return state + 1, {"loss": np.float32(0)}
+
+  seconds = equal_cost.seconds_per_step(step, lambda s: s, 0)
+  assert 0.009 <= seconds < 0.1
+  assert calls == list(range(equal_cost.CALIBRATION_STEPS + 1))
+  assert equal_cost.matched_steps(100.0, 0.04) == 2500
+  assert equal_cost.matched_steps(0.0, 0.04) == 1
