@@ -141,14 +141,38 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
                     "give each budget once")
   if cfg.distill.schedule not in ("parallel", "sequential"):
     raise UserError(f"config.distill.schedule={cfg.distill.schedule!r}; valid: parallel, sequential")
-  if cfg.data.shards < 0:
-    raise UserError(f"config.data.shards={cfg.data.shards} must be >= 0 (0: one per process)")
+  if not cfg.distill.candidates:
+    raise UserError("config.distill.candidates is empty; name at least one, e.g. \"('keep', "
+                    "'slim_0.5', 'skip')\"")
+  for key, low, strict in RANGES:
+    _check_range(cfg, key, low, strict)
   for name in ("teacher", "distill", "refine", "finetune", "baselines"):
     t = cfg[name].train
     if t.epochs <= 0 and t.steps <= 0:
       raise UserError(f"config.{name}.train needs epochs > 0 or steps > 0")
-    if t.batch_size <= 0 or t.learning_rate <= 0:
-      raise UserError(f"config.{name}.train.batch_size and learning_rate must be positive")
+    for key, low, strict in TRAIN_RANGES:
+      _check_range(cfg, f"{name}.train.{key}", low, strict)
+
+
+# Numeric keys and their lower bounds (strict: > low, else >= low); every number must be finite.
+RANGES = (("data.validation_size", 0, True), ("data.train_limit", 0, False),
+          ("data.test_limit", 0, False), ("data.crop_padding", 0, False),
+          ("data.eval_batch_size", 0, True), ("data.shards", 0, False),
+          ("teacher.options.width", 0, True), ("teacher.options.dropout", 0, False),
+          ("distill.score_examples", 0, False), ("report.latency_batch_size", 0, True),
+          ("report.throughput_batch_size", 0, True))
+TRAIN_RANGES = (("epochs", 0, False), ("steps", 0, False), ("batch_size", 0, True),
+                ("learning_rate", 0, True), ("momentum", 0, False), ("weight_decay", 0, False),
+                ("warmup_steps", 0, False), ("log_every_steps", 0, True),
+                ("eval_every_steps", 0, False), ("checkpoint_every_steps", 0, True))
+
+
+def _check_range(cfg, key: str, low: float, strict: bool) -> None:
+  value = cfg
+  for part in key.split("."):
+    value = value[part]
+  if not (math.isfinite(value) and (value > low if strict else value >= low)):
+    raise UserError(f"config.{key}={value} must be finite and {'>' if strict else '>='} {low}")
 
 
 def _budget_list(budgets) -> tuple[float, ...]:

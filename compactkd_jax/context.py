@@ -38,8 +38,9 @@ class RunContext:
     """The context of one budget of a sweep: its own config (select.budget set) and folder."""
     cfg = self.cfg.copy_and_resolve_references()
     cfg.select.budget = float(budget)
+    writer = self.writer and _PrefixedWriter(self.writer, folder)
     return dataclasses.replace(self, cfg=cfg, workdir=os.path.join(self.workdir, folder),
-                               root=self.workdir)
+                               root=self.workdir, writer=writer)
 
   def path(self, *parts: str) -> str:
     return os.path.join(self.workdir, *parts)
@@ -49,6 +50,16 @@ class RunContext:
 
   def write_json(self, obj: Any, *parts: str) -> None:
     files.write_json(self.path(*parts), obj)
+
+
+@dataclasses.dataclass
+class _PrefixedWriter:
+  """One budget's curves in the sweep's TensorBoard, under `<folder>/` so budgets do not overlap."""
+  writer: Any
+  prefix: str
+
+  def write_scalars(self, step: int, scalars: dict) -> None:
+    self.writer.write_scalars(step, {f"{self.prefix}/{k}": v for k, v in scalars.items()})
 
 
 def _read_json(path: str) -> dict | None:

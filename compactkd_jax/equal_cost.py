@@ -45,7 +45,8 @@ def ours(ctx: RunContext) -> dict:
 
 
 def seconds_per_step(step_fn, batch_fn, state) -> float:
-  """Median-free mean wall time of one step after compilation (the state is consumed)."""
+  """Mean wall time of one step over CALIBRATION_STEPS steps after the compiling one (the state
+  is consumed: pass a throwaway copy)."""
   state, metrics = step_fn(state, batch_fn(0))  # compiles
   jax.block_until_ready(metrics)
   start = time.perf_counter()

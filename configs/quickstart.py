@@ -10,9 +10,13 @@ Block-wise distillation of the CPU menu (keep, slim_r, skip), refinement, then a
 baselines (the same student architecture from scratch, and with Hinton KD only) each train for the
 wall time that ours cost in total (distill + score + refine + fine-tune): equal total cost.
 """
+import os
+
 from compactkd_jax.config import default_config, short_schedule
 
-TEACHER = "teachers/fashion_mnist_resnet20_w0.5"
+# The committed teacher, found from this file so that the command works from any directory.
+TEACHER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "teachers",
+                       "fashion_mnist_resnet20_w0.5")
 
 
 def get_config():
@@ -20,7 +24,7 @@ def get_config():
   c.teacher.model = "resnet20"
   c.teacher.options.width = 0.5
   c.teacher.checkpoint = TEACHER
-  short_schedule(c, teacher_epochs=1, distill_epochs=0.1, student_epochs=4)
+  short_schedule(c, teacher_epochs=1, distill_epochs=0.1, student_epochs=4)  # teacher: loaded
   c.distill.score_examples = 1000
   c.baselines.match = "total_cost"
   c.select.metric = "macs"

@@ -56,6 +56,15 @@ def test_unknown_tfds_dataset(tmp_path):
   _assert_one_line_error(proc, "no_such_dataset")
 
 
+@pytest.mark.parametrize("budgets, needle", [
+    ("(0.5,0.5)", "twice"), ("(0.5,1.5)", "at most 1.0"), ("(0.5,1e999)", "finite"), ("(0.5,nan)", "numbers"),
+    ("('half',)", "numbers")])
+def test_bad_budget_list(tmp_path, budgets, needle):
+  proc = _main(tmp_path / "w", f"--config.select.budgets={budgets}")
+  _assert_one_line_error(proc, "select.budgets", needle)
+  assert not (tmp_path / "w").exists()
+
+
 def test_missing_workdir_flag():
   proc = run_python(["-m", "compactkd_jax.main", f"--config={CONFIG}"], timeout=120)
   _assert_one_line_error(proc, "workdir")

@@ -108,6 +108,23 @@ def test_cost_of_every_row_is_recorded(finished_sweep):
     assert r["match"] == "epochs" and r["train_images"] == 20 * 32 and r["train_seconds"] > 0
 
 
+def test_seeds_summarize_into_one_table_and_plot(finished_sweep, tmp_path):
+  from conftest import run_python
+  _, workdir, _ = finished_sweep
+  out = str(tmp_path / "tradeoff")
+  proc = run_python(["scripts/summarize_tradeoff.py", "--out", out, "--command", "cmd", workdir,
+                     workdir])
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  table = json.load(open(out + ".json"))["rows"]
+  assert [r["budget"] for r in table] == ["flops 75%", "flops 50%"]
+  per_budget = _load(workdir, sweep.folder_name("flops", 0.5), "results.json")
+  ours = per_budget["student"]["accuracy"]
+  assert table[1]["ours"] == [ours, ours]  # one entry per workdir (seed)
+  best = max(r["accuracy"] for r in per_budget["baselines"].values())
+  assert table[1]["gap_to_best_baseline"][0] == pytest.approx(ours - best)
+  assert os.path.getsize(out + ".png") > 1000 and "| flops 50% |" in open(out + ".md").read()
+
+
 def test_rerun_resumes_only_what_is_missing(finished_sweep):
   cfg, workdir, _ = finished_sweep
   first, second = (os.path.join(workdir, sweep.folder_name("flops", b)) for b in BUDGETS)
@@ -193,3 +210,21 @@ def test_seconds_per_step_excludes_the_compiling_step():
   assert calls == list(range(equal_cost.CALIBRATION_STEPS + 1))
   assert equal_cost.matched_steps(100.0, 0.04) == 2500
   assert equal_cost.matched_steps(0.0, 0.04) == 1
+
+
+@pytest.mark.parametrize("key, value", [
+    ("data.eval_batch_size", 0), ("data.train_limit", -5), ("teacher.options.width", 0.0),
+    ("teacher.train.epochs", float("nan")), ("finetune.train.log_every_steps", 0),
+    ("baselines.train.learning_rate", float("inf")), ("distill.train.momentum", -0.1),
+    ("finetune.kd.temperature", float("nan")), ("finetune.kd.hints", -1.0),
+    ("baselines.kd.alpha", 1.5), ("distill.candidates", ())])
+def test_values_out_of_range_are_one_line_errors(key, value):
+  cfg = config_lib.default_config()
+  section, _, leaf = key.rpartition(".")
+  target = cfg
+  for part in section.split("."):
+    target = target[part]
+  target[leaf] = value
+  with pytest.raises(UserError, match=key.split(".")[0]) as e:
+    config_lib.validate(cfg)
+  assert "\n" not in str(e.value)

@@ -1,0 +1,92 @@
+"""Gathers budget sweeps of the same config run with different seeds into one table and one
+measured trade-off plot (mean over seeds, min-max as error bars).
+
+  .venv/bin/python scripts/summarize_tradeoff.py --out results/tradeoff_resnet20 \
+      --command "<the command that made the workdirs>" runs/sweep_s0 runs/sweep_s1
+
+Writes <out>.md, <out>.json and <out>.png. Every row: test accuracy of ours and of each baseline,
+the gap to the best baseline in every seed, and the training wall time each method spent.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from compactkd_jax import plots, sweep  # noqa: E402
+
+
+def _fmt(values) -> str:
+  v = 100 * np.asarray(values, float)
+  return f"{v.mean():.2f}%" + (f" ({v.min():.2f}-{v.max():.2f})" if len(v) > 1 else "")
+
+
+def rows(summaries: list[dict]) -> list[dict]:
+  out = []
+  for folder in [row["folder"] for row in summaries[0]["sweep"]]:  # the sweep's budget order
+    runs = [s["budgets"][folder] for s in summaries]
+    kinds = list(runs[0]["baselines"])
+    best = [max(r["baselines"][k]["accuracy"] for k in kinds) for r in runs]
+    out.append({
+        "budget": sweep.summary_row(runs[0])["budget"], "macs": runs[0]["student"]["macs"],
+        "params": runs[0]["student"]["params"],
+        "teacher": [r["teacher"]["accuracy"] for r in runs],
+        "ours": [r["student"]["accuracy"] for r in runs],
+        **{k: [r["baselines"][k]["accuracy"] for r in runs] for k in kinds},
+        "gap_to_best_baseline": [r["student"]["accuracy"] - b for r, b in zip(runs, best)],
+        "seconds": {"ours": [r["student"]["train_seconds"] for r in runs],
+                    **{k: [r["baselines"][k]["train_seconds"] for r in runs] for k in kinds}},
+        "overhead_ratio": [r["cost"]["overhead_ratio"] for r in runs],
+        "kinds": kinds})
+  return out
+
+
+def markdown(table: list[dict], seeds: list, command: str) -> str:
+  kinds = table[0]["kinds"]
+  lines = [f"# Measured trade-off: one student per budget, seeds {seeds}", "",
+           f"Command: `{command}`", "",
+           "Test accuracy, mean (min-max) over seeds. Every baseline trains the same student "
+           "architecture for the wall time ours spent in total (distill + score + refine + "
+           "fine-tune): equal total cost. Gap: ours minus the best baseline, per seed.", "",
+           "| budget | MACs | params | ours | " + " | ".join(kinds) +
+           " | gap to best baseline (per seed) | teacher | wall ours / " + " / ".join(kinds) +
+           " | overhead |",
+           "|---" * (8 + len(kinds)) + "|"]
+  for r in table:
+    gaps = ", ".join(f"{100 * g:+.2f}" for g in r["gap_to_best_baseline"])
+    walls = " / ".join(f"{np.mean(r['seconds'][k]):.0f}" for k in ("ours", *kinds))
+    lines.append(f"| {r['budget']} | {r['macs']:,} | {r['params']:,} | {_fmt(r['ours'])} | " +
+                 " | ".join(_fmt(r[k]) for k in kinds) +
+                 f" | {gaps} | {_fmt(r['teacher'])} | {walls} s | "
+                 f"{np.mean(r['overhead_ratio']):.2f} |")
+  return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--out", required=True)
+  p.add_argument("--command", default="")
+  p.add_argument("workdirs", nargs="+")
+  args = p.parse_args()
+  summaries = [sweep.load(w) for w in args.workdirs]
+  folders = [[row["folder"] for row in s["sweep"]] for s in summaries]
+  if any(f != folders[0] for f in folders):
+    sys.exit(f"error: the workdirs swept different budgets ({folders}); summarize like with like")
+  seeds = [json.load(open(os.path.join(w, "config.json")))["seed"] for w in args.workdirs]
+  table = rows(summaries)
+  text = markdown(table, seeds, args.command)
+  text += f"\n![measured trade-off]({os.path.basename(args.out)}.png)\n"
+  with open(args.out + ".md", "w") as f:
+    f.write(text)
+  with open(args.out + ".json", "w") as f:
+    json.dump({"command": args.command, "seeds": seeds, "rows": table}, f, indent=2)
+  points, teacher = sweep.tradeoff_points(summaries)
+  plots.measured_tradeoff(points, teacher, args.out + ".png",
+                          title=f"measured test accuracy, seeds {seeds} (bars: min-max)")
+  print(text)
+
+
+if __name__ == "__main__":
+  main()
