@@ -68,9 +68,9 @@ def fork(base: str, target: str, after: str) -> None:
         (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, dst)
 
 
-def run(config: str, workdir: str, overrides, seed: int) -> None:
+def run(config: str, workdir: str, overrides, seed: int, common=()) -> None:
   cmd = [sys.executable, "-m", "compactkd_jax.main", "--config", config, "--workdir", workdir,
-         f"--config.seed={seed}", *overrides]
+         f"--config.seed={seed}", *common, *overrides]
   print("+", " ".join(cmd), flush=True)
   subprocess.run(cmd, cwd=REPO, check=True)
 
@@ -82,16 +82,19 @@ def main() -> None:
   p.add_argument("--out", required=True)
   p.add_argument("--seeds", default="0")
   p.add_argument("--baseline_epochs", type=float, default=2.5)
+  p.add_argument("--set", action="append", default=[],
+                 help="an override for every run (the base recipe), e.g. "
+                      "--set=--config.select.damage=mse; a variant's own overrides come after")
   args = p.parse_args()
   rows = []
   for seed in (int(s) for s in args.seeds.split(",")):
     base = os.path.join(args.workdir, f"seed{seed}", "default")
-    run(args.config, base, [UP_TO_FINETUNE], seed)
+    run(args.config, base, [UP_TO_FINETUNE], seed, args.set)
     for i, (name, decides, after, overrides, folder) in enumerate(variants(args.baseline_epochs)):
       wd = base if after is None else os.path.join(args.workdir, f"seed{seed}", f"v{i}")
       if after is not None:
         fork(base, wd, after)
-        run(args.config, wd, overrides, seed)
+        run(args.config, wd, overrides, seed, args.set)
       with open(os.path.join(wd, folder, "result.json")) as f:
         res = json.load(f)
       res = res.get(folder.removeprefix("baseline_"), res)  # baselines/result.json nests kinds
@@ -107,6 +110,8 @@ def write(rows, args) -> None:
     by_name.setdefault((r["variant"], r["decides"]), []).append(r)
   lines = ["# Ablation: " + os.path.basename(args.config), "",
            "Command: `.venv/bin/python scripts/ablate.py " + " ".join(sys.argv[1:]) + "`", "",
+           "Base recipe: the config" + (" with " + " ".join(f"`{o}`" for o in args.set)
+                                         if args.set else "") + ".",
            "Decisions use the validation column only (5,000 images held out of the training file);",
            "test accuracy is shown for the record. Mean over seeds " + args.seeds + ".", "",
            "| variant | decides | val acc | test acc | train wall |", "|---|---|---|---|---|"]
