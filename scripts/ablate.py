@@ -82,6 +82,8 @@ def main() -> None:
   p.add_argument("--out", required=True)
   p.add_argument("--seeds", default="0")
   p.add_argument("--baseline_epochs", type=float, default=2.5)
+  p.add_argument("--collect", action="store_true",
+                 help="run nothing: tabulate the variants that have finished")
   p.add_argument("--set", action="append", default=[],
                  help="an override for every run (the base recipe), e.g. "
                       "--set=--config.select.damage=mse; a variant's own overrides come after")
@@ -89,12 +91,15 @@ def main() -> None:
   rows = []
   for seed in (int(s) for s in args.seeds.split(",")):
     base = os.path.join(args.workdir, f"seed{seed}", "default")
-    run(args.config, base, [UP_TO_FINETUNE], seed, args.set)
+    if not args.collect:
+      run(args.config, base, [UP_TO_FINETUNE], seed, args.set)
     for i, (name, decides, after, overrides, folder) in enumerate(variants(args.baseline_epochs)):
       wd = base if after is None else os.path.join(args.workdir, f"seed{seed}", f"v{i}")
-      if after is not None:
+      if after is not None and not args.collect:
         fork(base, wd, after)
         run(args.config, wd, overrides, seed, args.set)
+      if not os.path.exists(os.path.join(wd, folder, "result.json")):
+        continue  # --collect: not run (yet)
       with open(os.path.join(wd, folder, "result.json")) as f:
         res = json.load(f)
       res = res.get(folder.removeprefix("baseline_"), res)  # baselines/result.json nests kinds
