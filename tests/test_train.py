@@ -340,7 +340,7 @@ def test_validate_rejects_unknown_nested_key_and_bad_values():
     config.validate(cfg)
   cfg = config.default_config()
   cfg.teacher.train.learning_rate = -0.1
-  with pytest.raises(UserError, match="positive"):
+  with pytest.raises(UserError, match=r"teacher\.train\.learning_rate=-0\.1 must be finite and > 0"):
     config.validate(cfg)
   cfg = config.default_config()
   cfg.phases = ("teacher", "nope")
