@@ -4,7 +4,7 @@ measured trade-off), `damage_curve.png` (the predicted one); the exported studen
 import jax
 
 from compactkd_jax import (artifacts, cost, equal_cost, export, feed, files, plots, supervised,
-                           teacher)
+                           sweep, teacher)
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
 
@@ -129,20 +129,13 @@ def write_markdown(results: dict, path: str) -> None:
   files.write_text(path, "\n".join(text))
 
 
-def tradeoff_points(results: dict) -> tuple[list[dict], dict]:
-  """(points, teacher) of one budget's results for plots.measured_tradeoff."""
-  point = lambda method, r: {"method": method, "macs": r["macs"], "params": r["params"],
-                             "accuracies": [r["accuracy"]]}
-  points = [point("ours", results["student"])]
-  points += [point(kind, r) for kind, r in results["baselines"].items()]
-  return points, point("teacher", results["teacher"])
-
-
 def run(ctx: RunContext) -> dict:
   results = collect(ctx)
   ctx.write_json(results, "results.json")
   write_markdown(results, ctx.path("report.md"))
-  points, teacher_point = tradeoff_points(results)
+  # One budget is a sweep of one: the same points as the sweep's summary plot.
+  points, teacher_point = sweep.tradeoff_points([{"budgets": {"this": results},
+                                                  "teacher": results["teacher"]}])
   plots.measured_tradeoff(points, teacher_point, ctx.path("tradeoff.png"))
   plots.damage_curve(results["plan"]["curve"], results["plan"]["damage"], results["plan"]["metric"],
                      ctx.path("damage_curve.png"))
