@@ -153,12 +153,7 @@ def torch_state_dict_to_variables(state_dict: Mapping[str, Any], net: BlockNet,
   prefix (nn.DataParallel) is stripped. Keys the network does not use, keys it needs but the dict
   lacks, and shape mismatches are `UserError`s naming the keys.
   """
-  candidates = [b.name for b in (net.stem, *net.blocks) if b.kind == "identity" or
-                any(dict(b.options).get(k, d) != d for k, d in (("conv_type", "full"),
-                                                                ("width_ratio", 1.0)))]
-  if candidates:
-    raise UserError(f"only zoo teachers can be imported; blocks {candidates} are compact "
-                    "candidates that no PyTorch zoo checkpoint has")
+  _check_zoo(net)
   family = family or family_of(net)
   if family not in FAMILIES:
     raise UserError(f"unknown family {family!r}; importable families: {list(FAMILIES)}")
@@ -208,6 +203,49 @@ def torch_state_dict_to_variables(state_dict: Mapping[str, Any], net: BlockNet,
     raise UserError(f"no PyTorch key maps to the variables {_listed(unmapped)} of this {family} "
                     "network; only the zoo teachers' layouts can be imported")
   return _unflatten(filled)
+
+
+def variables_to_torch_state_dict(variables: Mapping[str, Any], net: BlockNet,
+                                  family: str | None = None) -> dict[str, np.ndarray]:
+  """The inverse of `torch_state_dict_to_variables`: a zoo teacher's Flax variables as the state
+  dict of its PyTorch zoo module (scripts/torch_baseline/models.py), NumPy arrays keyed the way the
+  zoos name them. Zoo convs that carry a bias (VGG's) get a zero bias, so the BN's running mean stays
+  as it is: importing the result gives back exactly `variables`. BNs get num_batches_tracked = 0."""
+  _check_zoo(net)
+  family = family or family_of(net)
+  if family not in FAMILIES:
+    raise UserError(f"unknown family {family!r}; exportable families: {list(FAMILIES)}")
+  flat = {path: np.asarray(leaf, np.float32) for c in ("params", "batch_stats")
+          for path, leaf in _flatten({c: variables.get(c, {})})}
+  out: dict[str, np.ndarray] = {}
+  for link in FAMILIES[family].links(net):
+    for collection, leaf, suffix in _LEAVES[link.kind]:
+      value = flat.pop((collection, *link.flax, leaf), None)
+      if value is None:
+        continue  # e.g. the option-B shortcut of a net built with option A
+      if link.kind == "conv":
+        value = value.transpose(3, 2, 0, 1)  # HWIO -> OIHW; depthwise (k,k,1,C) -> (C,1,k,k)
+      elif link.kind == "dense" and leaf == "kernel":
+        value = value.T
+      out[f"{link.torch}.{suffix}"] = np.ascontiguousarray(value)
+    if link.kind == "bn" and f"{link.torch}.weight" in out:
+      out[f"{link.torch}.num_batches_tracked"] = np.zeros((), np.int64)
+      if link.fold_bias:
+        out[link.fold_bias] = np.zeros_like(out[f"{link.torch}.running_mean"])
+  if flat:
+    raise UserError(f"no PyTorch key receives the variables {_listed(sorted('/'.join(p) for p in flat))}"
+                    f" of this {family} network; only zoo teachers can be exported")
+  return out
+
+
+def _check_zoo(net: BlockNet) -> None:
+  """Compact candidates (skip, slim, dwsep, ...) have no place in a zoo checkpoint's layout."""
+  compact = [b.name for b in (net.stem, *net.blocks) if b.kind == "identity" or
+             any(dict(b.options).get(k, d) != d for k, d in (("conv_type", "full"),
+                                                             ("width_ratio", 1.0)))]
+  if compact:
+    raise UserError(f"only zoo teachers map onto a PyTorch zoo layout; blocks {compact} are compact "
+                    "candidates that no PyTorch zoo checkpoint has")
 
 
 def _canonical_keys(state_dict: Mapping[str, Any],
