@@ -11,7 +11,10 @@ from compactkd_jax import files
 STYLES = {"ours": ("ours (block-wise KD)", "o-", "tab:red"),
           "scratch": ("same student, from scratch", "s--", "tab:blue"),
           "kd": ("same student, Hinton KD only", "^--", "tab:green"),
-          "prune": ("teacher pruned (Torch-Pruning)", "D:", "tab:purple")}
+          "prune_total_cost": ("teacher pruned (Torch-Pruning), equal total cost", "D:",
+                               "tab:purple"),
+          "prune_epochs": ("teacher pruned (Torch-Pruning), equal fine-tune epochs", "d:",
+                           "plum")}
 
 
 def _figure(*grid, **kwargs):

@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import datetime
 import functools
-import importlib.util
 import os
 import platform
 import re
@@ -44,22 +43,14 @@ from compactkd_jax import config as config_lib  # noqa: E402
 from compactkd_jax import cost, data, distill, feed, supervised, train  # noqa: E402
 from compactkd_jax.models import get_model, layers, zoo  # noqa: E402
 
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+from torch_baseline import finetune, models as tm  # noqa: E402
+
 # The CPU default menu leaves dwsep and ir_* out (as configs/quickstart.py does); `--candidates
 # all` is the full menu.
 CPU_CANDIDATES = ",".join(config_lib.CPU_CANDIDATES)
 
 
-def load_mirrors():
-  """scripts/torch_baseline/models.py is a script folder, not a package: load it by path."""
-  path = os.path.join(REPO, "scripts", "torch_baseline", "models.py")
-  spec = importlib.util.spec_from_file_location("torch_baseline_models", path)
-  module = importlib.util.module_from_spec(spec)
-  sys.modules[spec.name] = module
-  spec.loader.exec_module(module)
-  return module
-
-
-tm = load_mirrors()
 
 
 def parse_args(argv=None):
@@ -223,16 +214,6 @@ def mirror(net, variables, in_channels, device):
   return m.to(device)
 
 
-def torch_classify_step(model, opt):
-  def step(x, y):
-    opt.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-    return loss.detach()
-  return step
-
-
 def torch_nmse(pred, target):
   """losses.normalized_mse."""
   return ((pred - target) ** 2).mean() / ((target ** 2).mean() + 1e-8)
@@ -317,12 +298,12 @@ def bench_teacher(args, net, batches, mesh, device, sync):
   row["jax"] = timed.throughput()
   sgd = lambda m: torch.optim.SGD(m.parameters(), lr=tcfg.learning_rate, momentum=tcfg.momentum,
                                   nesterov=tcfg.nesterov, weight_decay=tcfg.weight_decay)
-  timed = torch_runner(args, torch_classify_step(eager_model, sgd(eager_model)), batches, sync)
+  timed = torch_runner(args, finetune.classify_step(eager_model, sgd(eager_model)), batches, sync)
   _, loss = timed.first()
   losses["eager"] = float(loss)
   row["eager"] = timed.throughput()
   _compiled(args, row, losses, "teacher step", lambda: torch_runner(
-      args, torch_classify_step(torch.compile(compiled_src), sgd(compiled_src)), batches, sync))
+      args, finetune.classify_step(torch.compile(compiled_src), sgd(compiled_src)), batches, sync))
   teacher_vars = supervised.variables_of(box["state"])
   return row, losses, teacher_vars
 

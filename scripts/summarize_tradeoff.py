@@ -64,28 +64,39 @@ def markdown(table: list[dict], seeds: list, command: str) -> str:
   return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(description: str):
+  """--out, --command and the sweep workdirs (one per seed), with the seeds they ran."""
+  p = argparse.ArgumentParser(description=description)
   p.add_argument("--out", required=True)
   p.add_argument("--command", default="")
   p.add_argument("workdirs", nargs="+")
   args = p.parse_args()
+  seeds = [json.load(open(os.path.join(w, "config.json")))["seed"] for w in args.workdirs]
+  return args, seeds
+
+
+def write(out: str, text: str, payload: dict, points: list[dict], teacher: dict, seeds) -> None:
+  """<out>.md (with the plot linked), <out>.json and the measured trade-off <out>.png."""
+  text += f"\n![measured trade-off]({os.path.basename(out)}.png)\n"
+  with open(out + ".md", "w") as f:
+    f.write(text)
+  with open(out + ".json", "w") as f:
+    json.dump(payload, f, indent=2)
+  plots.measured_tradeoff(points, teacher, out + ".png",
+                          title=f"measured test accuracy, seeds {seeds} (bars: min-max)")
+  print(text)
+
+
+def main() -> None:
+  args, seeds = parse_args(__doc__.splitlines()[0])
   summaries = [sweep.load(w) for w in args.workdirs]
   folders = [[row["folder"] for row in s["sweep"]] for s in summaries]
   if any(f != folders[0] for f in folders):
     sys.exit(f"error: the workdirs swept different budgets ({folders}); summarize like with like")
-  seeds = [json.load(open(os.path.join(w, "config.json")))["seed"] for w in args.workdirs]
   table = rows(summaries)
-  text = markdown(table, seeds, args.command)
-  text += f"\n![measured trade-off]({os.path.basename(args.out)}.png)\n"
-  with open(args.out + ".md", "w") as f:
-    f.write(text)
-  with open(args.out + ".json", "w") as f:
-    json.dump({"command": args.command, "seeds": seeds, "rows": table}, f, indent=2)
   points, teacher = sweep.tradeoff_points(summaries)
-  plots.measured_tradeoff(points, teacher, args.out + ".png",
-                          title=f"measured test accuracy, seeds {seeds} (bars: min-max)")
-  print(text)
+  write(args.out, markdown(table, seeds, args.command),
+        {"command": args.command, "seeds": seeds, "rows": table}, points, teacher, seeds)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from torch_baseline import models as tm, real_images, to_nchw, torch
+from torch_reference import models as tm, real_images, to_nchw, torch
 from compactkd_jax import artifacts, convert
 from compactkd_jax.errors import UserError
 from compactkd_jax.models import get_model

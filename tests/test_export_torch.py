@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO_ROOT, run_python
 from test_convert import randomize
-from torch_baseline import models as tm, real_images, to_nchw, torch
+from torch_reference import models as tm, real_images, to_nchw, torch
 from compactkd_jax import artifacts, convert, data, export_torch, feed
 from compactkd_jax.errors import UserError
 from compactkd_jax.models import get_model

@@ -4,7 +4,7 @@ established counter ptflops (pinned, aten backend). Measured: ResNet-56, MobileN
 within 10 MACs (ptflops adds the classifier's bias adds); VGG within 0.1% (conv bias adds)."""
 import pytest
 
-from torch_baseline import models as tm
+from torch_reference import models as tm
 from compactkd_jax import cost
 from compactkd_jax.models import get_model
 

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from torch_baseline import models as tm, real_images, to_nchw, torch
+from torch_reference import models as tm, real_images, to_nchw, torch
 from test_models import _random_variables
 from compactkd_jax import cost
 from compactkd_jax.models import candidates, get_model

@@ -1,10 +1,9 @@
-"""Loads scripts/torch_baseline/models.py (a script folder, not a package) for the tests that
-compare against PyTorch, and the real Fashion-MNIST images they feed both frameworks.
+"""Loads scripts/torch_baseline/ (models.py, finetune.py) for the tests that compare against
+PyTorch, and the real Fashion-MNIST images they feed both frameworks.
 
 Importing this module skips the importing test module when torch (the `test` extra) is missing.
 """
 import functools
-import importlib.util
 import os
 import sys
 
@@ -18,21 +17,11 @@ torch = pytest.importorskip("torch")
 # 2-core machine, which made the small forward passes here 50x slower (2 s instead of 0.04 s).
 torch.set_num_threads(1)
 
-_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts",
-                     "torch_baseline", "models.py")
-_NAME = "torch_baseline_models"
-
-
-def _load():
-  if _NAME not in sys.modules:
-    spec = importlib.util.spec_from_file_location(_NAME, _PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[_NAME] = module  # registered before exec: dataclasses and pickling look it up
-    spec.loader.exec_module(module)
-  return sys.modules[_NAME]
-
-
-models = _load()
+# scripts/ holds the PyTorch references as the package torch_baseline (not installed): put it on
+# the path, as the scripts that use it do.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "scripts"))
+from torch_baseline import finetune, models  # noqa: E402
 
 # Fashion-MNIST pixel statistics (train split), so normalized inputs have unit scale.
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530

@@ -1,0 +1,251 @@
+"""The structured-pruning peer: Torch-Pruning (DepGraph, pinned 1.6.1) on the same teacher, to the
+same MAC budget, fine-tuned with the same recipe as our student, beside our finished run.
+
+  .venv/bin/python scripts/peer_pruning.py --workdir runs/sweep_acc_s0
+
+For every budget of the workdir (each budget_* folder of a sweep, or the single run):
+1. The teacher is exported to PyTorch (compactkd_jax.export_torch) into the zoo module of
+   scripts/torch_baseline/models.py; its MACs by the forward-hook counter must equal the project's
+   cost.network_costs within 1% (the same convention; tests/test_torch_macs.py checks the counters
+   agree on every zoo family).
+2. Each variant prunes a copy of it with `MetaPruner` and group L2-magnitude importance
+   (`GroupMagnitudeImportance(p=2)`), the recipe of Torch-Pruning's CIFAR benchmarks: progressive
+   pruning in `--iterative_steps` small steps until the MACs are at most the plan's limit.
+   "uniform": the same ratio in every layer; "global": one ranking across layers.
+   Every budget and variant is pruned before any training, so a budget the pruner cannot reach
+   stops the run with one line and nothing trained.
+3. The pruned network is fine-tuned in PyTorch with our fine-tune's recipe (scripts/torch_baseline/
+   finetune.py: epochs, SGD + Nesterov, cosine, weight decay, crop + flip, (1 - alpha) CE + alpha
+   Hinton KD from the same teacher; config finetune.*), on the same training split, for
+     "epochs": our fine-tune's steps (equal fine-tune epochs), and
+     "total_cost": our fine-tune's steps x (our total wall / our fine-tune wall): the images our
+       fine-tune loop would have seen in the wall time everything that made our student took
+       (distill + score + refine + fine-tune). Pruning itself costs seconds (recorded).
+   The variant with the better validation accuracy at equal epochs is the one trained at equal
+   total cost.
+4. Batch-1 latency (median and p90 of 200 runs after 20 warm-ups, 1 thread) in PyTorch of the
+   teacher, the pruned network and our student (its PyTorch mirror), in the same process.
+
+Results: <budget folder>/peer_pruning/<variant>_<match>/result.json (skipped when present, so an
+interrupted run resumes at the next unfinished one) and <budget folder>/peer_pruning/latency.json.
+scripts/summarize_peer.py gathers them with ours and the baselines into one table and plot.
+"""
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+
+import ml_collections  # noqa: E402
+import torch  # noqa: E402
+import torch_pruning as tp  # noqa: E402
+
+from compactkd_jax import artifacts, cost, data, export_torch, files, sweep, train  # noqa: E402
+from compactkd_jax.errors import UserError  # noqa: E402
+from torch_baseline import finetune, models as tm  # noqa: E402
+
+PEER_DIR = "peer_pruning"
+VARIANTS = ("uniform", "global")
+MATCHES = ("epochs", "total_cost")
+CONVENTION_TOLERANCE = 0.01
+
+
+def log(msg: str) -> None:
+  print(f"[peer_pruning] {msg}", flush=True)
+
+
+def budget_dirs(workdir: str, only: list[str]) -> list[str]:
+  """Each budget's folder of a sweep (those in `only`, when given), or the run itself; each with a
+  finished report."""
+  folders = sorted(f for f in os.listdir(workdir) if f.startswith(sweep.FOLDER_PREFIX))
+  missing = [f for f in only if f not in folders]
+  if missing:
+    raise UserError(f"no budget folder(s) {missing} in {workdir}; it has {folders}")
+  dirs = [os.path.join(workdir, f) for f in folders if not only or f in only] or [workdir]
+  unfinished = [d for d in dirs if not os.path.exists(os.path.join(d, "results.json"))]
+  if unfinished:
+    raise UserError(f"{unfinished[0]} has no results.json: finish our run first (the peer is "
+                    "compared with it and matched on its cost)")
+  return dirs
+
+
+def read_json(path: str) -> dict:
+  with open(path) as f:
+    return json.load(f)
+
+
+def export_teacher(workdir: str, cfg) -> tuple[torch.nn.Module, dict]:
+  """The run's teacher as its PyTorch zoo module (eval mode), exported once into the workdir."""
+  source = cfg.teacher.checkpoint or workdir
+  out = os.path.join(workdir, PEER_DIR, "teacher.pth")
+  if not os.path.exists(export_torch.description_path(out)):
+    export_torch.export_teacher(source, out)
+  description = export_torch.load_description(out)
+  model = tm.zoo_model(description["model"], description["num_classes"],
+                       **description["torch_options"])
+  model.load_state_dict(torch.load(out, weights_only=True), strict=True)
+  net, _, _ = artifacts.load_model(export_torch.find_teacher(source))
+  shape = tuple(description["image_shape"])
+  ours, hooks = cost.network_costs(net, shape)["total"]["macs"], tm.count_macs(model, shape)
+  if abs(hooks - ours) > CONVENTION_TOLERANCE * ours:
+    raise UserError(f"the PyTorch teacher counts {hooks:,} MACs, the project's counter {ours:,}: "
+                    "not the same convention, so the budgets would not compare")
+  return model.eval(), description
+
+
+def prune(teacher: torch.nn.Module, variant: str, limit: float, shape, steps: int):
+  """A pruned copy of `teacher` with at most `limit` MACs, and what it took."""
+  model = copy.deepcopy(teacher).eval()
+  h, w, c = shape
+  example = torch.zeros(1, c, h, w)
+  start = time.perf_counter()
+  pruner = tp.pruner.MetaPruner(
+      model, example, importance=tp.importance.GroupMagnitudeImportance(p=2),
+      global_pruning=variant == "global", pruning_ratio=1.0, max_pruning_ratio=0.95,
+      iterative_steps=steps, ignored_layers=ignored_layers(model))
+  macs = tm.count_macs(model, shape)
+  while macs > limit and pruner.current_step < pruner.iterative_steps:
+    pruner.step()
+    macs = tm.count_macs(model, shape)
+  return model, {"macs": macs, "params": sum(p.numel() for p in model.parameters()),
+                 "pruner_steps": pruner.current_step, "prune_seconds": time.perf_counter() - start,
+                 "reached": macs <= limit}
+
+
+def ignored_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+  """Layers whose output channels stay: the classifier, and for a ResNet with the parameter-free
+  option-A shortcut (zero-padded channels, which DepGraph cannot trace) the residual stream (the
+  stem and each block's second conv), so only each block's inner channels are pruned."""
+  layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1:]
+  if isinstance(model, tm.CifarResNet) and any(isinstance(m, tm.ShortcutA) for m in model.modules()):
+    blocks = [m for m in model.modules() if isinstance(m, tm.ZooBasicBlock)]
+    layers += [model.conv1, *(b.conv2 for b in blocks)]
+  return layers
+
+
+def our_student(budget_dir: str, in_channels: int) -> torch.nn.Module:
+  net, variables, _ = artifacts.load_model(os.path.join(budget_dir, "export"))
+  model = tm.BlockNet(net.to_json(), in_channels)
+  tm.load_flax_variables(model, variables)
+  return model.eval()
+
+
+def latency(model: torch.nn.Module, shape, runs: int = 200, warmup: int = 20) -> dict:
+  h, w, c = shape
+  x = torch.randn(1, c, h, w)
+  threads = torch.get_num_threads()
+  torch.set_num_threads(1)
+  try:
+    times = []
+    with torch.no_grad():
+      for i in range(warmup + runs):
+        start = time.perf_counter()
+        model(x)
+        if i >= warmup:
+          times.append(time.perf_counter() - start)
+  finally:
+    torch.set_num_threads(threads)
+  return {"median_ms": 1e3 * float(np.median(times)), "p90_ms": 1e3 * float(np.percentile(times, 90)),
+          "threads": 1, "batch": 1, "runs": runs}
+
+
+def matched_steps(budget_dir: str, ours_steps: int) -> dict:
+  res = read_json(os.path.join(budget_dir, "results.json"))
+  seconds = res["cost"]["seconds"]
+  ratio = res["cost"]["total_seconds"] / seconds["finetune"]
+  return {"epochs": ours_steps, "total_cost": int(round(ours_steps * ratio))}
+
+
+def main(argv=None) -> None:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--workdir", required=True, help="our finished run (single budget or a sweep)")
+  p.add_argument("--variants", default=",".join(VARIANTS))
+  p.add_argument("--budgets", default="", help="a sweep's budget folders to run, comma-separated "
+                 "(default: all), e.g. budget_macs_0.5,budget_macs_0.25")
+  p.add_argument("--iterative_steps", type=int, default=400)
+  p.add_argument("--threads", type=int, default=os.cpu_count())
+  p.add_argument("--steps", type=int, default=0, help="> 0: train this many steps (smoke runs)")
+  args = p.parse_args(argv)
+  try:
+    run(args)
+  except UserError as e:
+    raise SystemExit(f"error: {e}")
+
+
+def run(args) -> None:
+  variants = [v for v in args.variants.split(",") if v]
+  unknown = [v for v in variants if v not in VARIANTS]
+  if unknown or not variants:
+    raise UserError(f"unknown variant(s) {unknown or variants}; valid: {', '.join(VARIANTS)}")
+  if not os.path.exists(os.path.join(args.workdir, "config.json")):
+    raise UserError(f"{args.workdir} is not a workdir of ours (no config.json)")
+  torch.set_num_threads(args.threads)
+  cfg = ml_collections.ConfigDict(read_json(os.path.join(args.workdir, "config.json")))
+  dirs = budget_dirs(args.workdir, [b for b in args.budgets.split(",") if b])
+  teacher, description = export_teacher(args.workdir, cfg)
+  shape = tuple(description["image_shape"])
+  limits = {d: read_json(os.path.join(d, "plan.json"))["limit"] for d in dirs}
+  pruned = {}
+  for d in dirs:  # every budget and variant first: an unreachable one stops before any training
+    for v in variants:
+      pruned[d, v] = prune(teacher, v, limits[d], shape, args.iterative_steps)
+      if not pruned[d, v][1]["reached"]:
+        raise UserError(f"Torch-Pruning ({v}) cannot reach {limits[d]:,.0f} MACs for "
+                        f"{os.path.basename(d)}: {pruned[d, v][1]['macs']:,} after "
+                        f"{args.iterative_steps} steps (only the inner channels of the blocks are "
+                        "prunable here); choose a larger budget")
+      log(f"{os.path.basename(d)} {v}: {pruned[d, v][1]}")
+  dataset = data.load_dataset(cfg.data)
+  pre = description["preprocess"]
+  split = lambda s: finetune.Images(s.images, s.labels, pre["mean"], pre["std"])
+  train_data, val_data, test_data = (split(s) for s in (dataset.train, dataset.validation,
+                                                         dataset.test))
+  tcfg, kd = cfg.finetune.train, cfg.finetune.kd
+  ours_steps = args.steps or train.num_steps(tcfg, len(train_data))
+  for d in dirs:
+    out = os.path.join(d, PEER_DIR)
+    steps = matched_steps(d, ours_steps)
+    done = {}
+    for match in MATCHES:
+      chosen = variants if match == "epochs" else [max(done, key=lambda v: done[v]["val_accuracy"])]
+      for v in chosen:
+        path = os.path.join(out, f"{v}_{match}", "result.json")
+        if os.path.exists(path):
+          result = read_json(path)
+        else:
+          model, info = copy.deepcopy(pruned[d, v][0]), pruned[d, v][1]
+          log(f"{os.path.basename(d)} {v} {match}: fine-tune {steps[match]} steps")
+          fit = finetune.fit(model, train_data, steps[match], tcfg.batch_size, tcfg.learning_rate,
+                             seed=cfg.seed + 3, weight_decay=tcfg.weight_decay,
+                             loss_fn=finetune.kd_loss(teacher, kd.alpha, kd.temperature),
+                             crop_padding=cfg.data.crop_padding, flip=cfg.data.flip,
+                             log=lambda m: log(f"{os.path.basename(d)} {v} {match}: {m}"))
+          result = {"variant": v, "match": match, **info, **fit,
+                    "teacher_macs": tm.count_macs(teacher, shape),
+                    "limit": limits[d],
+                    "val_accuracy": finetune.evaluate(model, val_data),
+                    "accuracy": finetune.evaluate(model, test_data),
+                    "latency": latency(model, shape), "learning_rate": tcfg.learning_rate,
+                    "kd": {"alpha": kd.alpha, "temperature": kd.temperature}}
+          os.makedirs(os.path.dirname(path), exist_ok=True)
+          torch.save(model, os.path.join(out, f"{v}_{match}", "model.pt"))  # whole module: pruned
+          files.write_json(path, result)  # last: its presence means the run is complete
+        log(f"{os.path.basename(d)} {v} {match}: val {result['val_accuracy']:.4f} "
+            f"test {result['accuracy']:.4f} ({result['epochs']:.2f} epochs)")
+        if match == "epochs":
+          done[v] = result
+    if not os.path.exists(os.path.join(out, "latency.json")):
+      files.write_json(os.path.join(out, "latency.json"), {
+          "teacher": latency(teacher, shape),
+          "ours": latency(our_student(d, shape[-1]), shape)})
+
+
+if __name__ == "__main__":
+  main()
