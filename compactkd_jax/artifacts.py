@@ -1,6 +1,5 @@
 """A trained network on disk: orbax checkpoint of its variables plus `model.json`, the spec that
 rebuilds it (architecture, input shape, classes, normalization). Teachers and students alike."""
-import json
 import os
 
 import jax
@@ -37,11 +36,10 @@ def load_model(directory: str) -> tuple[BlockNet, dict, dict]:
   if not os.path.exists(spec_path):
     raise UserError(f"no saved model in {directory} ({SPEC_FILE} missing); point the config at a "
                     "directory written by a finished teacher phase or export")
+  spec = files.read_json(spec_path, fix="re-export the model")
   try:
-    with open(spec_path) as f:
-      spec = json.load(f)
     net = BlockNet.from_json(spec["architecture"])
-  except (ValueError, KeyError) as e:
+  except (ValueError, KeyError, TypeError) as e:
     raise UserError(f"{spec_path} is corrupt ({e}); re-export the model") from None
   abstract = jax.eval_shape(net.init, jax.random.key(0),
                             jax.ShapeDtypeStruct((1, *spec["image_shape"]), "float32"))

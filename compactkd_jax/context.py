@@ -5,7 +5,6 @@ budget's own folder (`<workdir>/budget_<metric>_<value>/`) and whose `root` is t
 where the phases every budget shares (teacher, distill) keep their files: those are read through
 `shared_path`."""
 import dataclasses
-import json
 import os
 from typing import Any
 
@@ -63,7 +62,4 @@ class _PrefixedWriter:
 
 
 def _read_json(path: str) -> dict | None:
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+  return files.read_json(path, fix="delete it (and the phase's folder) to recompute the phase")

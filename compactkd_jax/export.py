@@ -7,8 +7,10 @@ import os
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from compactkd_jax import artifacts, files
+from compactkd_jax.errors import UserError
 from compactkd_jax.models.net import BlockNet
 
 SPEC_NAME = "student.json"
@@ -26,9 +28,22 @@ class Student:
     return artifacts.preprocess_of(self.spec)
 
   def predict(self, images_uint8) -> jax.Array:
-    """Logits for a batch of raw uint8 NHWC images (normalization included)."""
-    return _predict(self.variables, jnp.asarray(images_uint8), net=self.net,
-                    preprocess=self.preprocess)
+    """Logits for a batch of raw uint8 NHWC images (normalization included). Anything else (float
+    images, which would be misread as 0-255 values; another resolution or channel count; a missing
+    batch axis) is a UserError saying what the model expects."""
+    images = np.asarray(images_uint8)
+    shape = tuple(self.spec["image_shape"])
+    expected = f"uint8 images of shape (N, {', '.join(map(str, shape))}), values 0-255"
+    if images.dtype != np.uint8:
+      hint = (" (images in [0, 1]: pass (x * 255).round().astype(np.uint8))"
+              if np.issubdtype(images.dtype, np.floating) else "")
+      raise UserError(f"predict takes {expected}; got dtype {images.dtype}{hint}")
+    if images.ndim == len(shape) and images.shape == shape:
+      raise UserError(f"predict takes {expected}; got one image of shape {images.shape}: add the "
+                      "batch axis (images[None])")
+    if images.ndim != len(shape) + 1 or images.shape[1:] != shape or not images.shape[0]:
+      raise UserError(f"predict takes {expected}; got shape {images.shape}")
+    return _predict(self.variables, jnp.asarray(images), net=self.net, preprocess=self.preprocess)
 
 
 @functools.partial(jax.jit, static_argnames=("net", "preprocess"))

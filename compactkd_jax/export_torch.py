@@ -10,7 +10,6 @@ back the same variables. Both files appear whole or not at all (written to a tem
 renamed). PyTorch is imported only to save the file: it is in the `test` extra, not the core.
 """
 import argparse
-import json
 import os
 
 from compactkd_jax import artifacts, convert, files
@@ -67,8 +66,10 @@ def description_path(pth: str) -> str:
 
 
 def load_description(pth: str) -> dict:
-  with open(description_path(pth)) as f:
-    return json.load(f)
+  description = files.read_json(description_path(pth), fix="export the teacher again")
+  if description is None:
+    raise UserError(f"no {description_path(pth)} beside {pth}: export the teacher again")
+  return description
 
 
 def main(argv=None) -> None:

@@ -1,11 +1,16 @@
-"""Writing run files: atomically (temp file + rename, so a killed run never leaves half a file
+"""Run files. Writes: atomically (temp file + rename, so a killed run never leaves half a file
 behind) and from the primary process only (every process of a multi-process run computes the same
-results and sees the same workdir, so one writer is enough and avoids races on the temp files)."""
+results and sees the same workdir, so one writer is enough and avoids races on the temp files).
+Reads of JSON go through `read_json`, which turns a corrupt or unreadable file into one line naming
+the file and the fix. OS errors of either (full disk, read-only mount, a file where a folder should
+be) become one line too."""
 import json
 import os
 from typing import Any
 
 import jax
+
+from compactkd_jax.errors import UserError
 
 
 def is_primary() -> bool:
@@ -15,10 +20,26 @@ def is_primary() -> bool:
 def write_bytes(path: str, data: bytes) -> None:
   if not is_primary():
     return
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  with open(path + ".tmp", "wb") as f:
-    f.write(data)
-  os.replace(path + ".tmp", path)
+  try:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".tmp", "wb") as f:
+      f.write(data)
+    os.replace(path + ".tmp", path)
+  except OSError as e:
+    raise UserError(f"cannot write {path}: {e.strerror or e}; free space or choose a writable "
+                    "--workdir (what is already there stays)") from None
+
+
+def read_json(path: str, fix: str = "delete it to recompute it") -> Any:
+  """The JSON in `path`, None when there is no such file; corruption is a one-line UserError."""
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, UnicodeDecodeError, ValueError) as e:
+    reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0][:120]
+    raise UserError(f"{path} is unreadable or corrupt ({reason}); {fix}") from None
 
 
 def write_text(path: str, text: str) -> None:

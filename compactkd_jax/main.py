@@ -69,6 +69,7 @@ def _initialize_distributed():
 
 def parse_flags(argv):
   """absl's parser, but a bad flag or config override is one line, not a traceback."""
+  _check_config_file(argv)
   try:
     return flags.FLAGS(argv)
   except (AttributeError, KeyError) as e:  # ml_collections: an override names an unknown key
@@ -80,6 +81,43 @@ def parse_flags(argv):
     lines = [l.strip() for l in str(e).splitlines() if l.strip()]
     _fail(f"{lines[-1] if lines else e}; the valid config keys and their defaults are in "
           "compactkd_jax/config.py")
+
+
+def _check_config_file(argv) -> None:
+  """Runs the --config file's get_config() once before absl does, so a file that is missing,
+  broken or lacks get_config() is one line naming it (absl would print a traceback, or report a
+  missing get_config as an unknown config key)."""
+  path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if path is None and "--config" in argv[:-1]:
+    path = argv[argv.index("--config") + 1]
+  if not path:
+    return  # absl says the flag is required
+  if not os.path.exists(path) and ":" in path:
+    path = path.rsplit(":", 1)[0]  # config_flags' "file.py:argument" form
+  import importlib.util
+  try:
+    spec = importlib.util.spec_from_file_location("_compactkd_config_check", path)
+    if spec is None:
+      _fail(f"--config {path} is not a Python file (configs/<name>.py)")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+  except FileNotFoundError:
+    _fail(f"no config file {path}; the configs are in configs/")
+  except SyntaxError as e:
+    _fail(f"config file {path}, line {e.lineno}: {e.msg}")
+  except Exception as e:  # anything the file itself raises
+    _fail(f"config file {path} raised {type(e).__name__}: {e}")
+  if not callable(getattr(module, "get_config", None)):
+    _fail(f"config file {path} has no get_config() function returning an "
+          "ml_collections.ConfigDict")
+  import ml_collections
+  try:
+    made = module.get_config()
+  except Exception as e:
+    _fail(f"get_config() of {path} raised {type(e).__name__}: {e}")
+  if not isinstance(made, ml_collections.ConfigDict):
+    _fail(f"get_config() of {path} returned {type(made).__name__}, not an "
+          "ml_collections.ConfigDict")
 
 
 def _fail(message: str):

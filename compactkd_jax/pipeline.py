@@ -29,14 +29,27 @@ PHASE_FUNCTIONS = {
 SHARED_PHASES = ("teacher", "distill")
 
 
-def check_workdir(cfg, workdir: str) -> None:
-  """A workdir belongs to one config: resuming with a different one would mix results."""
+def check_workdir(cfg, workdir: str) -> dict | None:
+  """A workdir belongs to one config: resuming with a different one would mix results. Returns the
+  config to save as the workdir's (None: unchanged); `claim_workdir` saves it once the run has
+  really started, so a run that fails before (bad data directory, ...) locks nothing."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f"--workdir {workdir} is a file; give a directory (new or an earlier run's)")
+  try:  # a read-only or impossible location fails here, not after the data and the compiles
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, f".write_probe_{os.getpid()}")
+    with open(probe, "w"):
+      pass
+    os.remove(probe)
+  except OSError as e:
+    raise UserError(f"cannot write to --workdir {workdir}: {e.strerror or e}; choose a writable "
+                    "directory") from None
   path = os.path.join(workdir, "config.json")
   current = json.loads(cfg.to_json_best_effort())
+  saved = files.read_json(path, fix="delete it only if the workdir holds nothing you need, or use "
+                          "a new --workdir")
   changed = ["(a new workdir)"]
-  if os.path.exists(path):
-    with open(path) as f:
-      saved = json.load(f)
+  if saved is not None:
     changed = _differences(saved, current)
     defaults = json.loads(config_lib.default_config().to_json_best_effort())
     refused = [d for d in changed if not (_may_change(d, workdir) or _new_at_default(d, saved,
@@ -44,8 +57,12 @@ def check_workdir(cfg, workdir: str) -> None:
     if refused:
       raise UserError(f"workdir {workdir} was made by a different config (differs in "
                       f"{', '.join(refused[:5])}); use a new --workdir or the original config")
-  if changed:  # the accepted changes become the workdir's config
-    files.write_json(path, current)
+  return current if changed else None  # the accepted changes become the workdir's config
+
+
+def claim_workdir(workdir: str, config: dict | None) -> None:
+  if config is not None:
+    files.write_json(os.path.join(workdir, "config.json"), config)
 
 
 def _may_change(key: str, workdir: str) -> bool:
@@ -64,12 +81,15 @@ def _may_change(key: str, workdir: str) -> bool:
 
 
 def _started(workdir: str, phase: str) -> bool:
-  """A phase has started once it has its folder or a training checkpoint (checkpoints/teacher,
-  checkpoints/distill, checkpoints/refine_<block>, checkpoints/baseline_<kind>, ...)."""
+  """A phase has started once it has written a file into its folder or saved a training step
+  (checkpoints/teacher/<step>, checkpoints/refine_<block>/<step>, checkpoints/baseline_<kind>/
+  <step>, ...). Empty folders, left by a run that failed before computing anything, do not count:
+  the corrected command must be accepted."""
   prefix = "baseline" if phase == "baselines" else phase
   roots = [workdir, *glob.glob(os.path.join(workdir, sweep.FOLDER_PREFIX + "*"))]
-  return any(os.path.isdir(os.path.join(root, phase)) or
-             glob.glob(os.path.join(root, "checkpoints", prefix + "*")) for root in roots)
+  steps = lambda root: [s for c in glob.glob(os.path.join(root, "checkpoints", prefix + "*"))
+                        for s in os.listdir(c) if s.isdigit()]
+  return any(glob.glob(os.path.join(root, phase, "*")) or steps(root) for root in roots)
 
 
 def _new_at_default(key: str, saved: dict, defaults: dict, current: dict) -> bool:
@@ -131,8 +151,9 @@ def run(cfg, workdir: str) -> dict:
   """Runs every configured phase; returns {phase: result}."""
   config_lib.validate(cfg)
   workdir = os.path.abspath(workdir)
-  check_workdir(cfg, workdir)
-  ctx = make_context(cfg, workdir)
+  accepted = check_workdir(cfg, workdir)
+  ctx = make_context(cfg, workdir)  # loads the data: a bad data setting fails before the claim
+  claim_workdir(workdir, accepted)
   try:
     if not cfg.select.budgets:
       return {phase: _run_phase(ctx, phase) for phase in cfg.phases}

@@ -95,12 +95,10 @@ def tradeoff_points(summaries: list[dict]) -> tuple[list[dict], dict]:
 
 def load(workdir: str) -> dict:
   """A finished sweep's summary (for scripts that gather several seeds)."""
-  import json
   path = os.path.join(workdir, "results.json")
-  if not os.path.exists(path):
+  summary = files.read_json(path, fix="rerun the sweep's command to rewrite its report")
+  if summary is None:
     raise UserError(f"no results.json in {workdir}: the sweep has not finished its report")
-  with open(path) as f:
-    summary = json.load(f)
   if "sweep" not in summary:
     raise UserError(f"{path} is a single-budget run, not a sweep (config.select.budgets)")
   return summary

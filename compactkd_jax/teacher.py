@@ -1,13 +1,12 @@
 """The teacher phase: train a zoo teacher with the one loop, or load a saved one; evaluate it;
 save it to `<workdir>/teacher/` for every later phase (and later runs, via config.teacher.checkpoint).
 """
-import json
 import os
 import time
 
 import jax
 
-from compactkd_jax import artifacts, feed, supervised, train
+from compactkd_jax import artifacts, feed, files, supervised, train
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
 from compactkd_jax.models import BlockNet, get_model, zoo
@@ -38,11 +37,11 @@ def saved_preprocess(ckpt: str, current: feed.Preprocess) -> feed.Preprocess:
 
 def _saved_spec(ckpt: str) -> dict:
   path = os.path.join(_resolve(ckpt), artifacts.SPEC_FILE)
-  if not os.path.exists(path):
+  spec = files.read_json(path, fix="re-export or retrain that teacher")
+  if spec is None:
     raise UserError(f"no saved teacher in {ckpt} ({artifacts.SPEC_FILE} missing); set "
                     "config.teacher.checkpoint to a workdir whose teacher phase finished")
-  with open(path) as f:
-    return json.load(f)
+  return spec
 
 
 def load(ctx: RunContext) -> tuple[BlockNet, dict]:

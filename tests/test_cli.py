@@ -104,3 +104,62 @@ def test_every_config_file_is_valid(path):
   cfg = module.get_config()
   config_lib.validate(cfg)
   assert module.__doc__ and "python -m compactkd_jax.main" in module.__doc__  # says how to run it
+
+
+# ---- config files that are broken, workdirs that cannot hold a run, files that are corrupt ----
+
+@pytest.mark.parametrize("source, needle", [
+    ("def get_config(:\n", "line 1: invalid syntax"),
+    ("def get_config():\n  return undefined_name\n", "raised NameError"),
+    ("raise RuntimeError('boom')\n", "raised RuntimeError: boom"),
+    ("x = 1\n", "has no get_config()"),
+    ("def get_config():\n  return 5\n", "returned int, not an ml_collections.ConfigDict")],
+    ids=["syntax", "name_error", "raises_on_import", "no_get_config", "not_a_configdict"])
+def test_broken_config_file(tmp_path, source, needle):
+  path = tmp_path / "broken.py"
+  path.write_text(source)
+  proc = run_python(["-m", "compactkd_jax.main", f"--config={path}",
+                     f"--workdir={tmp_path / 'w'}"], timeout=120)
+  _assert_one_line_error(proc, str(path), needle)
+  assert not (tmp_path / "w").exists()
+
+
+def test_missing_config_file(tmp_path):
+  proc = run_python(["-m", "compactkd_jax.main", f"--config={tmp_path / 'nope.py'}",
+                     f"--workdir={tmp_path / 'w'}"], timeout=120)
+  _assert_one_line_error(proc, "no config file", "nope.py")
+
+
+def test_workdir_that_is_a_file(tmp_path):
+  (tmp_path / "w").write_text("my notes")
+  _assert_one_line_error(_main(tmp_path / "w"), "is a file")
+  assert (tmp_path / "w").read_text() == "my notes"
+
+
+def test_workdir_that_cannot_be_written():
+  _assert_one_line_error(_main("/proc/compactkd_no_such_dir/w"), "cannot write to --workdir")
+
+
+def test_corrupt_config_json_is_named_and_kept(tmp_path):
+  (tmp_path / "w").mkdir()
+  (tmp_path / "w" / "config.json").write_text('{"seed": 0, "data": ')  # a run killed mid-write
+  _assert_one_line_error(_main(tmp_path / "w"), "config.json", "corrupt")
+  assert (tmp_path / "w" / "config.json").read_text() == '{"seed": 0, "data": '
+
+
+def test_corrupt_model_json_behind_teacher_checkpoint(tmp_path):
+  (tmp_path / "teacher").mkdir()
+  (tmp_path / "teacher" / "model.json").write_text("not json")
+  proc = _main(tmp_path / "w", f"--config.teacher.checkpoint={tmp_path / 'teacher'}")
+  _assert_one_line_error(proc, "model.json", "corrupt")
+
+
+def test_failed_run_does_not_lock_the_workdir(tmp_path, fmnist_dir):
+  """A run that fails before computing anything (a wrong data directory) leaves nothing that
+  refuses the corrected command."""
+  _assert_one_line_error(_main(tmp_path / "w", "--config.data.data_dir=/nonexistent"),
+                         "does not exist")
+  assert not (tmp_path / "w" / "config.json").exists()
+  proc = _main(tmp_path / "w", "--config.teacher.train.checkpoint_every_steps=2")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert (tmp_path / "w" / "teacher" / "result.json").exists()

@@ -73,62 +73,79 @@ def test_finished_phase_is_not_rerun(trained_teacher):
   assert time.perf_counter() - start < 20  # no training happened
 
 
+def _claim(cfg, workdir: str) -> None:
+  """What pipeline.run does around loading the data: check the workdir, then claim it."""
+  pipeline.claim_workdir(workdir, pipeline.check_workdir(cfg, workdir))
+
+
 def test_workdir_of_another_config_is_user_error(tmp_path):
   cfg = make_tiny_config()
-  pipeline.check_workdir(cfg, str(tmp_path))
-  pipeline.check_workdir(cfg, str(tmp_path))  # the same config may resume
-  os.makedirs(tmp_path / "teacher")  # the teacher phase has started: its architecture is fixed
+  _claim(cfg, str(tmp_path))
+  _claim(cfg, str(tmp_path))  # the same config may resume
+  os.makedirs(tmp_path / "teacher")
+  _claim(cfg, str(tmp_path))  # an empty folder is no start: a failed run locks nothing
+  cfg.teacher.options.width = 0.5
+  _claim(cfg, str(tmp_path))
+  cfg.teacher.options.width = 0.25
+  _claim(cfg, str(tmp_path))
+  (tmp_path / "teacher" / "model.json").write_text("{}")  # started: its architecture is fixed
   other = cfg.copy_and_resolve_references()
   other.teacher.options.width = 0.5
   with pytest.raises(UserError, match="teacher.options.width"):
-    pipeline.check_workdir(other, str(tmp_path))
+    _claim(other, str(tmp_path))
   # A lower learning rate for a phase that has not finished (after a NaN, say) is accepted ...
   cfg.teacher.train.learning_rate = 0.01
-  pipeline.check_workdir(cfg, str(tmp_path))
+  _claim(cfg, str(tmp_path))
   # ... but not once the phase is done: its result would no longer match the config.
   (tmp_path / "teacher" / "result.json").write_text("{}")
   cfg.teacher.train.learning_rate = 0.5
   with pytest.raises(UserError, match="learning_rate"):
-    pipeline.check_workdir(cfg, str(tmp_path))
+    _claim(cfg, str(tmp_path))
   # Settings of a phase that has not started may change (another budget after the same
   # distillation); data and seed never.
   cfg.teacher.train.learning_rate = 0.01
   cfg.select.budget = 0.25
-  pipeline.check_workdir(cfg, str(tmp_path))
+  _claim(cfg, str(tmp_path))
   os.makedirs(tmp_path / "select")
+  (tmp_path / "select" / "result.json").write_text("{}")
   cfg.select.budget = 0.3
   with pytest.raises(UserError, match="select.budget"):
-    pipeline.check_workdir(cfg, str(tmp_path))
+    _claim(cfg, str(tmp_path))
   cfg.select.budget, cfg.seed = 0.25, 1
   with pytest.raises(UserError, match="seed"):
-    pipeline.check_workdir(cfg, str(tmp_path))
+    _claim(cfg, str(tmp_path))
   # A workdir made before a config key existed resumes while the key stays at its default.
   cfg.seed = 0
-  pipeline.check_workdir(cfg, str(tmp_path))
+  _claim(cfg, str(tmp_path))
   saved = json.loads((tmp_path / "config.json").read_text())
   del saved["data"]["shards"]
   (tmp_path / "config.json").write_text(json.dumps(saved))
-  pipeline.check_workdir(cfg, str(tmp_path))
+  _claim(cfg, str(tmp_path))
   assert json.loads((tmp_path / "config.json").read_text())["data"]["shards"] == 0  # written back
   (tmp_path / "config.json").write_text(json.dumps(saved))
   cfg.data.shards = 2
   with pytest.raises(UserError, match="data.shards"):
-    pipeline.check_workdir(cfg, str(tmp_path))
+    _claim(cfg, str(tmp_path))
 
 
 def test_a_phase_with_a_checkpoint_has_started(tmp_path):
   """The baselines phase writes its folder only when done; its checkpoints mark it as started."""
   cfg = make_tiny_config()
-  pipeline.check_workdir(cfg, str(tmp_path))
+  _claim(cfg, str(tmp_path))
   cfg.baselines.kinds = ("scratch",)
-  pipeline.check_workdir(cfg, str(tmp_path))  # not started: may change
+  _claim(cfg, str(tmp_path))  # not started: may change
   os.makedirs(tmp_path / "checkpoints" / "baseline_scratch")
   cfg.baselines.kinds = ("scratch", "kd")
+  _claim(cfg, str(tmp_path))  # an empty checkpoint folder is no start
+  cfg.baselines.kinds = ("scratch",)
+  _claim(cfg, str(tmp_path))
+  os.makedirs(tmp_path / "checkpoints" / "baseline_scratch" / "10")  # a saved step
+  cfg.baselines.kinds = ("scratch", "kd")
   with pytest.raises(UserError, match="baselines.kinds"):
-    pipeline.check_workdir(cfg, str(tmp_path))
+    _claim(cfg, str(tmp_path))
   cfg.baselines.kinds = ("scratch",)
   cfg.baselines.train.learning_rate = 0.05  # training settings of an unfinished phase: may change
-  pipeline.check_workdir(cfg, str(tmp_path))
+  _claim(cfg, str(tmp_path))
 
 
 # ---- (b) resume after a crash equals an uninterrupted run ----
