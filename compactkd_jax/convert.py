@@ -26,6 +26,8 @@ This module never imports torch at the top: `torch_state_dict_to_variables` take
 Run `python -m compactkd_jax.convert --help` to turn a checkpoint into a teacher directory.
 """
 import dataclasses
+import math
+import os
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import jax
@@ -320,8 +322,8 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
   except FileNotFoundError:
     raise UserError(f"no PyTorch checkpoint at {path}") from None
   except Exception as e:  # pickle and zip errors of many types
-    raise UserError(f"cannot read PyTorch checkpoint {path}: "
-                    f"{str(e).splitlines()[0][:200]}") from None
+    reason = (str(e).splitlines() or [type(e).__name__])[0][:200]  # some errors have no text
+    raise UserError(f"cannot read PyTorch checkpoint {path}: {reason}") from None
   for wrapper in ("state_dict", "model", "net"):
     if isinstance(obj, Mapping) and isinstance(obj.get(wrapper), Mapping):
       obj = obj[wrapper]
@@ -362,6 +364,16 @@ def import_teacher(state_dict_path: str, model: str, options: Mapping[str, Any],
   return out_dir
 
 
+def _floats(flag: str, text: str) -> tuple[float, ...]:
+  try:
+    values = tuple(float(v) for v in text.split(","))
+  except ValueError:
+    values = ()
+  if not values or not all(math.isfinite(v) for v in values):
+    raise UserError(f"{flag} takes finite numbers, one per channel (e.g. 0.5,0.5,0.5), got {text!r}")
+  return values
+
+
 def main(argv=None):
   import argparse
   p = argparse.ArgumentParser(description="Turn a PyTorch CIFAR zoo checkpoint into a teacher "
@@ -375,13 +387,19 @@ def main(argv=None):
   p.add_argument("--std", default="0.2470,0.2435,0.2616")
   zoo.add_option_flags(p)
   args = p.parse_args(argv)
-  options = zoo.options_from_flags(args)
-  floats = lambda s: tuple(float(v) for v in s.split(","))
   try:
-    out = import_teacher(args.state_dict, args.model, options,
-                         tuple(int(s) for s in args.image_shape.split(",")), args.num_classes,
-                         args.out_dir, floats(args.mean), floats(args.std))
-  except (UserError, ValueError) as e:
+    shape, options = zoo.checked_flags(args)
+    mean, std = _floats("--mean", args.mean), _floats("--std", args.std)
+    if min(std) <= 0:
+      raise UserError(f"--std must be > 0 for every channel, got {args.std}")
+    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+      raise UserError(f"--out_dir {args.out_dir} is a file; give a directory")
+    out = import_teacher(args.state_dict, args.model, options, shape, args.num_classes,
+                         args.out_dir, mean, std)
+  except ModuleNotFoundError as e:
+    raise SystemExit(f"error: {e.name} is needed to read a .pth file; install the test extra "
+                     "(bash scripts/setup.sh --test)")
+  except UserError as e:
     raise SystemExit(f"error: {e}")
   print(f"teacher written to {out}; use --config.teacher.checkpoint={out}")
 

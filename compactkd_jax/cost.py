@@ -141,11 +141,10 @@ def main(argv=None):
   p.add_argument("--num_classes", type=int, default=10)
   zoo.add_option_flags(p)
   args = p.parse_args(argv)
-  options = zoo.options_from_flags(args)
   try:
-    shape = tuple(int(s) for s in args.image_shape.split(","))
+    shape, options = zoo.checked_flags(args)
     net = get_model(args.model, args.num_classes, **options)
-  except (UserError, ValueError) as e:
+  except UserError as e:
     raise SystemExit(f"error: {e}")
   costs = network_costs(net, shape)
   rows = [{"part": k, **v} for k, v in costs["parts"].items()]

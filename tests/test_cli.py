@@ -163,3 +163,40 @@ def test_failed_run_does_not_lock_the_workdir(tmp_path, fmnist_dir):
   proc = _main(tmp_path / "w", "--config.teacher.train.checkpoint_every_steps=2")
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert (tmp_path / "w" / "teacher" / "result.json").exists()
+
+
+# ---- the other command-line tools: cost and convert ----
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--image_shape", "28,28"], "--image_shape takes H,W,C"),
+    (["--image_shape", "0,0,1"], "--image_shape takes H,W,C"),
+    (["--image_shape", "a,b,c"], "--image_shape takes H,W,C"),
+    (["--num_classes", "0"], "--num_classes must be at least 2"),
+    (["--num_classes", "-3"], "--num_classes must be at least 2"),
+    (["--width", "0"], "--width must be a finite number > 0"),
+    (["--width", "nan"], "--width must be a finite number > 0"),
+    (["--shortcut", "C"], "shortcut")],
+    ids=["two_values", "zero_size", "not_numbers", "zero_classes", "negative_classes",
+         "zero_width", "nan_width", "bad_shortcut"])
+def test_cost_bad_flags(flags, needle):
+  proc = run_python(["-m", "compactkd_jax.cost", "--model", "resnet20", *flags], timeout=120)
+  _assert_one_line_error(proc, needle)
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--std", "0,0,0"], "--std must be > 0"),
+    (["--mean", "x"], "--mean takes finite numbers"),
+    (["--std", "inf,1,1"], "--std takes finite numbers"),
+    (["--out_dir", "FILE"], "is a file"),
+    ([], "cannot read PyTorch checkpoint")],
+    ids=["zero_std", "mean_not_numbers", "inf_std", "out_dir_is_a_file", "empty_pth"])
+def test_convert_bad_flags(tmp_path, flags, needle):
+  pytest.importorskip("torch")
+  (tmp_path / "empty.pth").write_bytes(b"")
+  (tmp_path / "FILE").write_text("keep me")
+  flags = [str(tmp_path / "FILE") if f == "FILE" else f for f in flags]
+  proc = run_python(["-m", "compactkd_jax.convert", "--state_dict", str(tmp_path / "empty.pth"),
+                     "--model", "resnet20", "--out_dir", str(tmp_path / "out"), *flags],
+                    timeout=120)
+  _assert_one_line_error(proc, needle)
+  assert not (tmp_path / "out").exists() and (tmp_path / "FILE").read_text() == "keep me"

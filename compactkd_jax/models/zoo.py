@@ -119,6 +119,25 @@ def options_from_flags(args) -> dict:
           if getattr(args, k) is not None}
 
 
+def checked_flags(args) -> tuple[tuple[int, int, int], dict]:
+  """(image shape, options) of the command-line tools' model flags, checked like the config keys:
+  --image_shape is H,W,C of positive integers, --num_classes at least 2, --width finite and > 0."""
+  try:
+    shape = tuple(int(v) for v in str(args.image_shape).split(","))
+  except ValueError:
+    shape = ()
+  if len(shape) != 3 or min(shape) < 1:
+    raise UserError(f"--image_shape takes H,W,C (three positive integers, e.g. 32,32,3), got "
+                    f"{args.image_shape!r}")
+  if args.num_classes < 2:
+    raise UserError(f"--num_classes must be at least 2, got {args.num_classes}")
+  options = options_from_flags(args)
+  width = options.get("width")
+  if width is not None and not 0 < width < float("inf"):
+    raise UserError(f"--width must be a finite number > 0, got {width}")
+  return shape, options
+
+
 def model_options(name: str, options: dict) -> dict:
   """The subset of `options` that model `name` takes (configs carry every family's options)."""
   check_model_name(name)
