@@ -110,6 +110,8 @@ def default_config() -> ml_collections.ConfigDict:
 def validate(cfg: ml_collections.ConfigDict) -> None:
   """Rejects unknown keys, wrong types and impossible values, naming the valid choices."""
   _check_keys(cfg, default_config(), "")
+  if not cfg.phases:
+    raise UserError(f"config.phases is empty; name the phases to run, e.g. {PHASES}")
   unknown = [p for p in cfg.phases if p not in PHASES]
   if unknown:
     raise UserError(f"unknown phase(s) {unknown} in config.phases; valid phases: {list(PHASES)}")
@@ -144,35 +146,41 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if not cfg.distill.candidates:
     raise UserError("config.distill.candidates is empty; name at least one, e.g. \"('keep', "
                     "'slim_0.5', 'skip')\"")
-  for key, low, strict in RANGES:
-    _check_range(cfg, key, low, strict)
+  for key, low, strict, high in RANGES:
+    _check_range(cfg, key, low, strict, high)
   for name in ("teacher", "distill", "refine", "finetune", "baselines"):
     t = cfg[name].train
     if t.epochs <= 0 and t.steps <= 0:
       raise UserError(f"config.{name}.train needs epochs > 0 or steps > 0")
-    for key, low, strict in TRAIN_RANGES:
-      _check_range(cfg, f"{name}.train.{key}", low, strict)
+    for key, low, strict, high in TRAIN_RANGES:
+      _check_range(cfg, f"{name}.train.{key}", low, strict, high)
 
 
-# Numeric keys and their lower bounds (strict: > low, else >= low); every number must be finite.
-RANGES = (("data.validation_size", 0, True), ("data.train_limit", 0, False),
-          ("data.test_limit", 0, False), ("data.crop_padding", 0, False),
-          ("data.eval_batch_size", 0, True), ("data.shards", 0, False),
-          ("teacher.options.width", 0, True), ("teacher.options.dropout", 0, False),
-          ("distill.score_examples", 0, False), ("report.latency_batch_size", 0, True),
-          ("report.throughput_batch_size", 0, True))
-TRAIN_RANGES = (("epochs", 0, False), ("steps", 0, False), ("batch_size", 0, True),
-                ("learning_rate", 0, True), ("momentum", 0, False), ("weight_decay", 0, False),
-                ("warmup_steps", 0, False), ("log_every_steps", 0, True),
-                ("eval_every_steps", 0, False), ("checkpoint_every_steps", 0, True))
+# Numeric keys: (key, lower bound, strict: > low (else >= low), upper bound or None: < high);
+# every number must be finite.
+RANGES = (("seed", 0, False, None), ("data.split_seed", 0, False, None),
+          ("data.validation_size", 0, True, None), ("data.train_limit", 0, False, None),
+          ("data.test_limit", 0, False, None), ("data.crop_padding", 0, False, None),
+          ("data.eval_batch_size", 0, True, None), ("data.shards", 0, False, None),
+          ("teacher.options.width", 0, True, None), ("teacher.options.dropout", 0, False, 1),
+          ("distill.score_examples", 0, False, None), ("report.latency_batch_size", 0, True, None),
+          ("report.throughput_batch_size", 0, True, None))
+TRAIN_RANGES = (("epochs", 0, False, None), ("steps", 0, False, None),
+                ("batch_size", 0, True, None), ("learning_rate", 0, True, None),
+                ("momentum", 0, False, 1), ("weight_decay", 0, False, None),
+                ("warmup_steps", 0, False, None), ("log_every_steps", 0, True, None),
+                ("eval_every_steps", 0, False, None), ("checkpoint_every_steps", 0, True, None))
 
 
-def _check_range(cfg, key: str, low: float, strict: bool) -> None:
+def _check_range(cfg, key: str, low: float, strict: bool, high: float | None) -> None:
   value = cfg
   for part in key.split("."):
     value = value[part]
-  if not (math.isfinite(value) and (value > low if strict else value >= low)):
-    raise UserError(f"config.{key}={value} must be finite and {'>' if strict else '>='} {low}")
+  if not (math.isfinite(value) and (value > low if strict else value >= low) and
+          (high is None or value < high)):
+    upper = f" and < {high}" if high is not None else ""
+    raise UserError(f"config.{key}={value} must be finite and {'>' if strict else '>='} {low}"
+                    f"{upper}")
 
 
 def _budget_list(budgets) -> tuple[float, ...]:
