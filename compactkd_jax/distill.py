@@ -147,6 +147,8 @@ def split_state_variables(variables: dict, block: str) -> dict:
 
 def run_schedule(ctx, plan: BlockPlan, teacher_vars, tcfg, schedule: str) -> dict:
   """Trains every candidate through the one loop; returns the candidate variables tree."""
+  if not any(menu for _, menu in plan.menus):
+    return {"params": {}, "batch_stats": {}}  # a menu of keep and skip only: nothing to train
   total = train.num_steps(tcfg, ctx.splits["train"].size)
   variables = init_candidates(plan, ctx.cfg.seed)
   key = jax.random.key(ctx.cfg.seed + 1)

@@ -7,6 +7,7 @@ per-budget phases once per budget in `<workdir>/budget_<metric>_<value>/`, then 
 summary (sweep.py) at the top of the workdir.
 """
 import glob
+import hashlib
 import json
 import os
 import time
@@ -183,14 +184,46 @@ def _run_sweep(ctx: RunContext) -> dict:
   return results
 
 
+# Each phase's result records a digest of the results of every earlier phase it could have read
+# (those on disk when it ran); a finished phase whose earlier results have changed since is stale.
+INPUTS_KEY = "inputs_digest"
+
+
+def _inputs_digest(ctx: RunContext, phase: str) -> str:
+  digest = hashlib.sha256()
+  for earlier in config_lib.PHASES[:config_lib.PHASES.index(phase)]:
+    read = ctx.read_shared_json if earlier in SHARED_PHASES else ctx.read_json
+    result = read(earlier, "result.json")
+    if result is not None:
+      digest.update(f"{earlier}:{json.dumps(result, sort_keys=True)}\n".encode())
+  return digest.hexdigest()[:16]
+
+
+def _outputs_from(ctx: RunContext, phase: str) -> list[str]:
+  """The folders and training checkpoints of `phase` and every later phase, as they are on disk."""
+  out = []
+  for p in config_lib.PHASES[config_lib.PHASES.index(phase):]:
+    prefix = "baseline" if p == "baselines" else p
+    out += [ctx.path(p)] if os.path.exists(ctx.path(p)) else []
+    out += sorted(glob.glob(ctx.path("checkpoints", prefix + "*")))
+  return out
+
+
 def _run_phase(ctx: RunContext, phase: str) -> dict:
+  inputs = _inputs_digest(ctx, phase)
   done = ctx.read_json(phase, "result.json")
   if done is not None:
+    if done.get(INPUTS_KEY, inputs) != inputs:  # results of older versions carry no digest
+      stale = _outputs_from(ctx, phase)
+      raise UserError(f"[{phase}] was computed from other results than those in the workdir now "
+                      f"(an earlier phase was redone); delete {' '.join(stale)} to recompute it "
+                      "from the current ones")
     logging.info("[%s] already done, skipping (delete %s to redo it)", phase, ctx.path(phase))
     return done
   start = time.perf_counter()
   result = PHASE_FUNCTIONS[phase](ctx)
   result.setdefault("wall_seconds", time.perf_counter() - start)
+  result[INPUTS_KEY] = inputs
   ctx.write_json(result, phase, "result.json")
   files.barrier(f"{phase} done")  # later phases of every process read what this one wrote
   logging.info("[%s] done: %s", phase, {k: v for k, v in result.items()

@@ -2,7 +2,9 @@
 teacher, exact resume after a crash, the NaN guard, config validation."""
 import json
 import logging
+import glob
 import os
+import shutil
 import time
 
 import jax
@@ -67,10 +69,37 @@ def test_saved_teacher_reloads_with_same_accuracy(trained_teacher):
 
 def test_finished_phase_is_not_rerun(trained_teacher):
   cfg, workdir, results = trained_teacher
-  start = time.perf_counter()
+  written = {p: os.stat(p).st_mtime_ns for p in glob.glob(os.path.join(workdir, "teacher", "**"),
+                                                          recursive=True)}
   again = pipeline.run(cfg, workdir)
   assert again["teacher"] == pytest.approx(json.loads(json.dumps(results["teacher"])))
-  assert time.perf_counter() - start < 20  # no training happened
+  # Nothing of the teacher was rewritten: no training happened.
+  assert written == {p: os.stat(p).st_mtime_ns for p in glob.glob(
+      os.path.join(workdir, "teacher", "**"), recursive=True)}
+
+
+def test_stale_phase_is_refused_after_an_earlier_one_is_redone(tmp_path, fmnist_dir):
+  """Delete the teacher, change its training, rerun: the teacher retrains, and the distillation
+  computed from the old teacher is not silently reused."""
+  cfg = make_tiny_config(steps=6)
+  cfg.phases = ("teacher", "distill")
+  cfg.distill.candidates = ("keep", "slim_0.5", "skip")
+  cfg.distill.score_examples = 100
+  t = cfg.distill.train
+  t.steps, t.batch_size, t.log_every_steps, t.checkpoint_every_steps = 4, 32, 4, 4
+  workdir = str(tmp_path / "w")
+  pipeline.run(cfg, workdir)
+  pipeline.run(cfg, workdir)  # unchanged: everything skipped, nothing refused
+  shutil.rmtree(os.path.join(workdir, "teacher"))
+  shutil.rmtree(os.path.join(workdir, "checkpoints", "teacher"))
+  cfg.teacher.train.steps = 8
+  with pytest.raises(UserError, match=r"\[distill\] was computed from other results.*delete .*distill .*checkpoints/distill"):
+    pipeline.run(cfg, workdir)
+  assert json.load(open(os.path.join(workdir, "teacher", "result.json")))["steps"] == 8
+  for stale in ("distill", os.path.join("checkpoints", "distill")):  # as the message says
+    shutil.rmtree(os.path.join(workdir, stale))
+  pipeline.run(cfg, workdir)
+  pipeline.run(cfg, workdir)
 
 
 def _claim(cfg, workdir: str) -> None:
