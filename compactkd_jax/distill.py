@@ -1,4 +1,4 @@
-"""Block-wise distillation (DESIGN stage 3): every candidate of block b learns to map the teacher's
+"""Block-wise distillation (design stage 3): every candidate of block b learns to map the teacher's
 input of block b to the teacher's output of block b, under the normalized MSE.
 
 - parallel: ONE jit-compiled step runs the teacher once and trains every candidate of every block.

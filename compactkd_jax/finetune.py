@@ -1,4 +1,4 @@
-"""End-to-end training of the assembled student (DESIGN stage 7) and the baselines that every
+"""End-to-end training of the assembled student (design stage 7) and the baselines that every
 experiment reports beside it, all through the one supervised loop:
 - finetune: the refined student, CE + Hinton KD from the frozen teacher;
 - baselines: the same student architecture from random init, CE only ("scratch") and CE + KD ("kd"),

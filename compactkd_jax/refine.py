@@ -1,4 +1,4 @@
-"""Progressive refinement (DESIGN stage 6): the outer Python loop walks the student's replaced
+"""Progressive refinement (design stage 6): the outer Python loop walks the student's replaced
 blocks in order; each is trained a little more on the output of the already assembled student
 prefix, to match the teacher's features at the same depth, so errors do not pile up.
 The result is saved to `<workdir>/refine/` as the student's starting point for the fine-tune."""

@@ -1,4 +1,4 @@
-"""The report phase (DESIGN stage 8): test accuracy, FLOPs, MACs, params, measured latency and
+"""The report phase (design stage 8): test accuracy, FLOPs, MACs, params, measured latency and
 training cost of teacher, student and baselines; `results.json`, `report.md`, `tradeoff.png` (the
 measured trade-off), `damage_curve.png` (the predicted one); the exported student."""
 import jax

@@ -1,4 +1,4 @@
-"""Scoring (DESIGN stage 4): for every (block, candidate), on the validation split, the normalized
+"""Scoring (design stage 4): for every (block, candidate), on the validation split, the normalized
 MSE against the teacher's block output and the hybrid accuracy (the teacher with only that block
 swapped), plus its XLA FLOPs, MACs and parameters. The result is `scores.json`, what selection reads.
 """

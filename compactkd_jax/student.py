@@ -1,4 +1,4 @@
-"""The student: selection under the budget (DESIGN stage 5) into `plan.json`, and assembly of the
+"""The student: selection under the budget (design stage 5) into `plan.json`, and assembly of the
 student network from the plan, the distilled candidate weights and the teacher's stem and head."""
 
 from compactkd_jax import distill_phase, select, teacher

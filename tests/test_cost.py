@@ -14,7 +14,7 @@ from conftest import run_python
 CIFAR_SHAPE = (32, 32, 3)
 
 # Published figures on 32x32x3, 10 classes: (model, options, params in M, MACs in M), the numbers
-# the CIFAR compression literature quotes (DESIGN.md section 3): ResNet-20/56/110 with option-A
+# the CIFAR compression literature quotes (docs/design.md, "Costs"): ResNet-20/56/110 with option-A
 # shortcuts, VGG-16-BN with one dense layer, MobileNetV2 for CIFAR; plus ResNet-56 with option-B
 # shortcuts and VGG-16-BN with the 512-512 "zoo" classifier.
 PUBLISHED = [

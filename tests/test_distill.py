@@ -1,6 +1,6 @@
 """Tests for block-wise distillation: candidate menus, the parallel and sequential steps, scoring.
 
-What they prove (DESIGN stages 2-4):
+What they prove (docs/design.md, stages 2-4):
 - every candidate keeps the in/out shapes of every block of every zoo teacher (abstract evaluation
   only, so the whole zoo costs seconds), and the menu rules (skip, ir_t, unknown names, user-added
   candidates) hold;
