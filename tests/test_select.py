@@ -227,11 +227,27 @@ def test_missing_field_is_a_user_error():
 
 
 @pytest.mark.parametrize("damage", ["accuracy", "mse"])
-def test_damage_curve_is_monotone(damage):
-  curve = damage_curve(_scores(), "params", damage=damage)
+def test_damage_curve_equals_brute_force(damage):
+  """Every point of the curve is the least damage of any plan within that budget, found by trying
+  all 27 plans (infeasible points where no plan fits)."""
+  scores = _scores()
+  curve = damage_curve(scores, "params", damage=damage)
   assert len(curve) == 19
-  assert curve[0]["predicted_damage"] is None and curve[0]["cost"] is None
-  feasible = [entry["predicted_damage"] for entry in curve if entry["predicted_damage"] is not None]
-  assert feasible and feasible[-1] == pytest.approx(0.0)
-  assert all(b <= a + 1e-12 for a, b in zip(feasible, feasible[1:]))
+  blocks = scores["blocks"]
+  fixed = scores["teacher"]["stem"]["params"] + scores["teacher"]["head"]["params"]
+  plans = []
+  for choice in itertools.product(*(blocks[b].items() for b in scores["block_order"])):
+    cost = fixed + sum(c["params"] for _, c in choice)
+    harm = sum(_ACC - c["hybrid_accuracy"] if damage == "accuracy" else c["nmse"]
+               for _, c in choice)
+    plans.append((cost, harm))
+  for entry in curve:
+    limit = entry["fraction"] * scores["teacher"]["total"]["params"]
+    fitting = [harm for cost, harm in plans if cost <= limit + 1e-9]
+    if not fitting:
+      assert entry["predicted_damage"] is None and entry["cost"] is None
+    else:
+      assert entry["predicted_damage"] == pytest.approx(min(fitting)), entry
+      assert entry["cost"] <= limit + 1e-9
+  assert curve[0]["predicted_damage"] is None  # 10% fits no plan: the smallest keeps 30% + fixed
   json.dumps(curve)

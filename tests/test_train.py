@@ -395,7 +395,16 @@ def test_validate_rejects_unknown_nested_key_and_bad_values():
 
 
 def test_validate_accepts_defaults_and_free_form_options():
+  """Model options are free-form in the config (each model takes the ones it knows): a valid one
+  is accepted and reaches the network; an invalid one is a UserError when the network is built."""
+  from compactkd_jax import teacher
   config.validate(config.default_config())
   cfg = config.default_config()
   cfg.teacher.options.shortcut = "B"
   config.validate(cfg)
+  net = teacher.build(cfg, 10)
+  assert {dict(b.options)["shortcut"] for b in net.blocks} == {"B"}
+  cfg.teacher.options.shortcut = "C"
+  config.validate(cfg)
+  with pytest.raises(UserError, match="shortcut must be 'A' or 'B'"):
+    teacher.build(cfg, 10)
