@@ -200,3 +200,28 @@ def test_convert_bad_flags(tmp_path, flags, needle):
                     timeout=120)
   _assert_one_line_error(proc, needle)
   assert not (tmp_path / "out").exists() and (tmp_path / "FILE").read_text() == "keep me"
+
+
+# ---- values the key table rejects, through the real command line, before anything is written ----
+
+@pytest.mark.parametrize("override, needle", [
+    ("--config.select.budget=nan", "select.budget"),
+    ("--config.teacher.train.epochs=nan", "teacher.train.epochs"),
+    ("--config.finetune.kd.temperature=nan", "finetune.kd"),
+    ("--config.teacher.options.width=0.0", "teacher.options.width"),
+    ("--config.data.train_limit=-5", "data.train_limit"),
+    ("--config.teacher.train.log_every_steps=0", "log_every_steps"),
+    ("--config.data.eval_batch_size=0", "data.eval_batch_size"),
+    ("--config.distill.candidates=()", "distill.candidates is empty"),
+    ("--config.teacher.train.momentum=1.5", "teacher.train.momentum"),
+    ("--config.seed=-1", "config.seed"),
+    ("--config.teacher.options.dropout=1.0", "teacher.options.dropout"),
+    ("--config.phases=()", "config.phases is empty"),
+    ("--config.teacher.train.learning_rate=inf", "teacher.train.learning_rate"),
+    ("--config.baselines.kd.alpha=1.5", "baselines.kd"),
+    ("--config.select.metric=latency", "select.metric"),
+    ("--config.baselines.match=wall", "baselines.match")],
+    ids=lambda v: v if not v.startswith("--") else v.split("=", 1)[0].removeprefix("--config."))
+def test_out_of_range_value(tmp_path, override, needle):
+  _assert_one_line_error(_main(tmp_path / "w", override), needle)
+  assert not (tmp_path / "w").exists()
