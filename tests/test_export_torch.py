@@ -104,3 +104,22 @@ def test_student_and_unknown_family_are_refused(tmp_path):
   with pytest.raises(UserError, match=r"not a zoo teacher.*exportable families"):
     export_torch.export_teacher(str(tmp_path / "imported"), str(tmp_path / "i.pth"))
   assert not [f for f in os.listdir(tmp_path) if f.endswith((".pth", ".json"))]
+
+
+def test_out_that_is_a_folder_and_a_student_through_the_cli(tmp_path):
+  (tmp_path / "out").mkdir()
+  proc = run_python(["-m", "compactkd_jax.export_torch", "--teacher", COMMITTED_TEACHER,
+                     "--out", str(tmp_path / "out")])
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert "is a directory; give a file name" in proc.stderr.strip().splitlines()[-1]
+  assert not os.listdir(tmp_path / "out")
+  net = get_model("resnet20", 10, width=0.25)
+  student = net.with_blocks({"stage2_block1": net.blocks[4].replace(width_ratio=0.5)})
+  artifacts.save_model(str(tmp_path / "student"), student, jax.device_get(
+      student.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))), (28, 28, 1), 10,
+      feed.Preprocess((0.3,), (0.3,)), extra={"model": "resnet20", "options": {"width": 0.25}})
+  proc = run_python(["-m", "compactkd_jax.export_torch", "--teacher", str(tmp_path / "student"),
+                     "--out", str(tmp_path / "s.pth")])
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert "only zoo teachers" in proc.stderr.strip().splitlines()[-1]
+  assert not (tmp_path / "s.pth").exists()

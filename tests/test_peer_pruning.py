@@ -121,3 +121,10 @@ def test_unfinished_run_and_missing_teacher_are_one_line(tmp_path):
   proc = run_python(["scripts/peer_pruning.py", "--workdir", workdir])
   assert proc.returncode != 0 and "Traceback" not in proc.stderr
   assert proc.stderr.strip().splitlines()[-1].startswith("error: no finished teacher in")
+
+
+def test_unknown_variant_is_one_line(tmp_path):
+  workdir = _fake_finished_workdir(tmp_path / "run", limit=1e6)
+  proc = run_python(["scripts/peer_pruning.py", "--workdir", workdir, "--variants", "random"])
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert "unknown variant(s) ['random']; valid: uniform, global" in proc.stderr.strip().splitlines()[-1]
