@@ -11,9 +11,7 @@ baselines (the same student architecture from scratch, and with Hinton KD only) 
 wall time that ours cost in total (distill + score + refine + fine-tune): equal total cost.
 Choices made on the validation split: results/ablation_quickstart.md.
 Measured (2026-11-30, seed 0, results/quickstart/): student 92.16% test at 48.3% of the teacher's
-MACs, KD-only 91.96% (at alpha 0.9, before the change below), scratch 90.73%, teacher 93.47%;
-about 10 minutes alone on the 2-core CPU (an estimate from its phases; 20 min 50 s while another
-job shared it).
+MACs, KD-only 91.24%, scratch 90.36%, teacher 93.47%; 12 min 43 s alone on the 2-core CPU.
 """
 import os
 
