@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from compactkd_jax import errors
 from compactkd_jax.errors import UserError
 from compactkd_jax.models import zoo
 from compactkd_jax.models.net import BlockNet
@@ -55,7 +56,7 @@ class Link:
 
 
 # Flax leaf -> PyTorch suffix, per kind, with the collection each leaf lives in.
-_LEAVES = {
+LEAVES = {
     "conv": (("params", "kernel", "weight"),),
     "dense": (("params", "kernel", "weight"), ("params", "bias", "bias")),
     "bn": (("params", "scale", "weight"), ("params", "bias", "bias"),
@@ -155,7 +156,7 @@ def torch_state_dict_to_variables(state_dict: Mapping[str, Any], net: BlockNet,
   prefix (nn.DataParallel) is stripped. Keys the network does not use, keys it needs but the dict
   lacks, and shape mismatches are `UserError`s naming the keys.
   """
-  _check_zoo(net)
+  check_zoo(net)
   family = family or family_of(net)
   if family not in FAMILIES:
     raise UserError(f"unknown family {family!r}; importable families: {list(FAMILIES)}")
@@ -165,7 +166,7 @@ def torch_state_dict_to_variables(state_dict: Mapping[str, Any], net: BlockNet,
   abstract = jax.eval_shape(net.init, jax.random.key(0),
                             jax.ShapeDtypeStruct((1, 32, 32, in_channels), jnp.float32))
   wanted = {(c, *path): leaf for c in ("params", "batch_stats")
-            for path, leaf in _flatten(abstract.get(c, {}))}
+            for path, leaf in flatten(abstract.get(c, {}))}
   filled, used, missing = {}, set(), []
 
   def read(key):
@@ -176,7 +177,7 @@ def torch_state_dict_to_variables(state_dict: Mapping[str, Any], net: BlockNet,
     return np.asarray(state_dict[originals[key]], np.float32)
 
   for link in FAMILIES[family].links(net):
-    for collection, leaf, suffix in _LEAVES[link.kind]:
+    for collection, leaf, suffix in LEAVES[link.kind]:
       target = (collection, *link.flax, leaf)
       if target not in wanted:
         continue  # e.g. the option-B shortcut of a net built with option A
@@ -198,56 +199,23 @@ def torch_state_dict_to_variables(state_dict: Mapping[str, Any], net: BlockNet,
                       if not k.endswith(IGNORED_SUFFIXES))
   if missing or unexpected:
     raise UserError(f"the state dict does not fit the {family} network: missing keys "
-                    f"{_listed(sorted(missing))}; unexpected keys {_listed(unexpected)} (check "
+                    f"{listed(sorted(missing))}; unexpected keys {listed(unexpected)} (check "
                     "the model and its options: depth, shortcut, classifier, width)")
   unmapped = sorted("/".join(t) for t in set(wanted) - set(filled))
   if unmapped:
-    raise UserError(f"no PyTorch key maps to the variables {_listed(unmapped)} of this {family} "
+    raise UserError(f"no PyTorch key maps to the variables {listed(unmapped)} of this {family} "
                     "network; only the zoo teachers' layouts can be imported")
   return _unflatten(filled)
 
 
-def variables_to_torch_state_dict(variables: Mapping[str, Any], net: BlockNet,
-                                  family: str | None = None) -> dict[str, np.ndarray]:
-  """The inverse of `torch_state_dict_to_variables`: a zoo teacher's Flax variables as the state
-  dict of its PyTorch zoo module (scripts/torch_baseline/models.py), NumPy arrays keyed the way the
-  zoos name them. Zoo convs that carry a bias (VGG's) get a zero bias, so the BN's running mean stays
-  as it is: importing the result gives back exactly `variables`. BNs get num_batches_tracked = 0."""
-  _check_zoo(net)
-  family = family or family_of(net)
-  if family not in FAMILIES:
-    raise UserError(f"unknown family {family!r}; exportable families: {list(FAMILIES)}")
-  flat = {path: np.asarray(leaf, np.float32) for c in ("params", "batch_stats")
-          for path, leaf in _flatten({c: variables.get(c, {})})}
-  out: dict[str, np.ndarray] = {}
-  for link in FAMILIES[family].links(net):
-    for collection, leaf, suffix in _LEAVES[link.kind]:
-      value = flat.pop((collection, *link.flax, leaf), None)
-      if value is None:
-        continue  # e.g. the option-B shortcut of a net built with option A
-      if link.kind == "conv":
-        value = value.transpose(3, 2, 0, 1)  # HWIO -> OIHW; depthwise (k,k,1,C) -> (C,1,k,k)
-      elif link.kind == "dense" and leaf == "kernel":
-        value = value.T
-      out[f"{link.torch}.{suffix}"] = np.ascontiguousarray(value)
-    if link.kind == "bn" and f"{link.torch}.weight" in out:
-      out[f"{link.torch}.num_batches_tracked"] = np.zeros((), np.int64)
-      if link.fold_bias:
-        out[link.fold_bias] = np.zeros_like(out[f"{link.torch}.running_mean"])
-  if flat:
-    raise UserError(f"no PyTorch key receives the variables {_listed(sorted('/'.join(p) for p in flat))}"
-                    f" of this {family} network; only zoo teachers can be exported")
-  return out
-
-
-def _check_zoo(net: BlockNet) -> None:
+def check_zoo(net: BlockNet) -> None:
   """Compact candidates (skip, slim, dwsep, ...) have no place in a zoo checkpoint's layout."""
   compact = [b.name for b in (net.stem, *net.blocks) if b.kind == "identity" or
              any(dict(b.options).get(k, d) != d for k, d in (("conv_type", "full"),
                                                              ("width_ratio", 1.0)))]
   if compact:
-    raise UserError(f"only zoo teachers map onto a PyTorch zoo layout; blocks {compact} are compact "
-                    "candidates that no PyTorch zoo checkpoint has")
+    raise UserError(f"only zoo teachers map onto a PyTorch zoo layout; blocks {compact} are "
+                    "compact candidates that no PyTorch zoo checkpoint has")
 
 
 def _canonical_keys(state_dict: Mapping[str, Any],
@@ -275,7 +243,7 @@ def _stem_in_channels(originals, state_dict, links: list[Link]) -> int:
   return int(np.shape(state_dict[originals[key]])[1])
 
 
-def _listed(keys: Sequence[str], limit: int = 12) -> str:
+def listed(keys: Sequence[str], limit: int = 12) -> str:
   """Keys for an error message: a wrong depth would otherwise print hundreds of them."""
   more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
   return f"{list(keys[:limit])}{more}"
@@ -295,10 +263,10 @@ def _torch_shape(kind: str, leaf: str, shape: tuple) -> tuple:
   return tuple(reversed(shape)) if kind == "dense" and leaf == "kernel" else tuple(shape)
 
 
-def _flatten(tree, prefix=()) -> Iterator[tuple[tuple[str, ...], Any]]:
+def flatten(tree, prefix=()) -> Iterator[tuple[tuple[str, ...], Any]]:
   for k, v in tree.items():
     if isinstance(v, Mapping):
-      yield from _flatten(v, (*prefix, k))
+      yield from flatten(v, (*prefix, k))
     else:
       yield (*prefix, k), v
 
@@ -370,8 +338,20 @@ def _floats(flag: str, text: str) -> tuple[float, ...]:
   except ValueError:
     values = ()
   if not values or not all(math.isfinite(v) for v in values):
-    raise UserError(f"{flag} takes finite numbers, one per channel (e.g. 0.5,0.5,0.5), got {text!r}")
+    raise UserError(f"{flag} takes finite numbers, one per channel (e.g. 0.5,0.5,0.5), "
+                    f"got {text!r}")
   return values
+
+
+def _import_from_flags(args) -> str:
+  shape, options = zoo.checked_flags(args)
+  mean, std = _floats("--mean", args.mean), _floats("--std", args.std)
+  if min(std) <= 0:
+    raise UserError(f"--std must be > 0 for every channel, got {args.std}")
+  if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+    raise UserError(f"--out_dir {args.out_dir} is a file; give a directory")
+  return import_teacher(args.state_dict, args.model, options, shape, args.num_classes,
+                        args.out_dir, mean, std)
 
 
 def main(argv=None):
@@ -387,20 +367,7 @@ def main(argv=None):
   p.add_argument("--std", default="0.2470,0.2435,0.2616")
   zoo.add_option_flags(p)
   args = p.parse_args(argv)
-  try:
-    shape, options = zoo.checked_flags(args)
-    mean, std = _floats("--mean", args.mean), _floats("--std", args.std)
-    if min(std) <= 0:
-      raise UserError(f"--std must be > 0 for every channel, got {args.std}")
-    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
-      raise UserError(f"--out_dir {args.out_dir} is a file; give a directory")
-    out = import_teacher(args.state_dict, args.model, options, shape, args.num_classes,
-                         args.out_dir, mean, std)
-  except ModuleNotFoundError as e:
-    raise SystemExit(f"error: {e.name} is needed to read a .pth file; install the test extra "
-                     "(bash scripts/setup.sh --test)")
-  except UserError as e:
-    raise SystemExit(f"error: {e}")
+  out = errors.run_cli(_import_from_flags, args, needs="to read a .pth file")
   print(f"teacher written to {out}; use --config.teacher.checkpoint={out}")
 
 

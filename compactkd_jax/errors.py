@@ -7,3 +7,15 @@ keeps its traceback.
 
 class UserError(Exception):
   """A problem with the user's input: the message says what is wrong and how to fix it."""
+
+
+def run_cli(fn, *args, needs: str):
+  """`fn(*args)` for a command-line tool: a UserError, or PyTorch (the `test` extra) missing where
+  the tool `needs` it, becomes one line and exit status 1."""
+  try:
+    return fn(*args)
+  except ModuleNotFoundError as e:
+    raise SystemExit(f"error: {e.name} is needed {needs}; install the test extra "
+                     "(bash scripts/setup.sh --test)")
+  except UserError as e:
+    raise SystemExit(f"error: {e}")

@@ -11,10 +11,14 @@ renamed). PyTorch is imported only to save the file: it is in the `test` extra, 
 """
 import argparse
 import os
+from typing import Any, Mapping
 
-from compactkd_jax import artifacts, convert, files
+import numpy as np
+
+from compactkd_jax import artifacts, convert, errors, files
 from compactkd_jax.errors import UserError
 from compactkd_jax.models import zoo
+from compactkd_jax.models.net import BlockNet
 
 TEACHER_DIR = "teacher"  # a workdir's teacher folder (teacher.TEACHER_DIR; not imported: no TF)
 
@@ -27,6 +31,41 @@ def find_teacher(path: str) -> str:
   raise UserError(f"no finished teacher in {path} (neither {path}/{TEACHER_DIR}/"
                   f"{artifacts.SPEC_FILE} nor {path}/{artifacts.SPEC_FILE}); run the teacher phase "
                   "first, or point --teacher at a teacher folder")
+
+
+def variables_to_torch_state_dict(variables: Mapping[str, Any], net: BlockNet,
+                                  family: str | None = None) -> dict[str, np.ndarray]:
+  """The inverse of `convert.torch_state_dict_to_variables`: a zoo teacher's Flax variables as the
+  state dict of its PyTorch zoo module (scripts/torch_baseline/models.py), NumPy arrays keyed the
+  way the zoos name them. Zoo convs that carry a bias (VGG's) get a zero bias, so the BN's running
+  mean stays as it is: importing the result gives back exactly `variables`. BNs get
+  num_batches_tracked = 0."""
+  convert.check_zoo(net)
+  family = family or convert.family_of(net)
+  if family not in convert.FAMILIES:
+    raise UserError(f"unknown family {family!r}; exportable families: {list(convert.FAMILIES)}")
+  flat = {path: np.asarray(leaf, np.float32) for c in ("params", "batch_stats")
+          for path, leaf in convert.flatten({c: variables.get(c, {})})}
+  out: dict[str, np.ndarray] = {}
+  for link in convert.FAMILIES[family].links(net):
+    for collection, leaf, suffix in convert.LEAVES[link.kind]:
+      value = flat.pop((collection, *link.flax, leaf), None)
+      if value is None:
+        continue  # e.g. the option-B shortcut of a net built with option A
+      if link.kind == "conv":
+        value = value.transpose(3, 2, 0, 1)  # HWIO -> OIHW; depthwise (k,k,1,C) -> (C,1,k,k)
+      elif link.kind == "dense" and leaf == "kernel":
+        value = value.T
+      out[f"{link.torch}.{suffix}"] = np.ascontiguousarray(value)
+    if link.kind == "bn" and f"{link.torch}.weight" in out:
+      out[f"{link.torch}.num_batches_tracked"] = np.zeros((), np.int64)
+      if link.fold_bias:
+        out[link.fold_bias] = np.zeros_like(out[f"{link.torch}.running_mean"])
+  if flat:
+    unused = convert.listed(sorted("/".join(p) for p in flat))
+    raise UserError(f"no PyTorch key receives the variables {unused} of this {family} network; "
+                    "only zoo teachers can be exported")
+  return out
 
 
 def torch_options(spec: dict) -> dict:
@@ -47,7 +86,7 @@ def export_teacher(teacher: str, out: str) -> dict:
   source = find_teacher(teacher)
   net, variables, spec = artifacts.load_model(source)
   options = torch_options(spec)
-  state = convert.variables_to_torch_state_dict(variables, net, convert.family_of(net))
+  state = variables_to_torch_state_dict(variables, net, convert.family_of(net))
   description = {"model": spec["model"], "torch_options": options,
                  "num_classes": spec["num_classes"], "image_shape": spec["image_shape"],
                  "preprocess": spec["preprocess"], "source": source}
@@ -78,13 +117,7 @@ def main(argv=None) -> None:
                  "teacher folder (model.json + variables)")
   p.add_argument("--out", required=True, help="the .pth file to write (a .json goes beside it)")
   args = p.parse_args(argv)
-  try:
-    description = export_teacher(args.teacher, args.out)
-  except ModuleNotFoundError as e:
-    raise SystemExit(f"error: {e.name} is needed to write a .pth file; install the test extra "
-                     "(bash scripts/setup.sh --test)")
-  except UserError as e:
-    raise SystemExit(f"error: {e}")
+  description = errors.run_cli(export_teacher, args.teacher, args.out, needs="to write a .pth file")
   print(f"{description['model']} written to {args.out} (build: {description_path(args.out)})")
 
 

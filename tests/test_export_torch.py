@@ -1,7 +1,8 @@
-"""Tests for compactkd_jax.export_torch and convert.variables_to_torch_state_dict, the way out to
+"""Tests for compactkd_jax.export_torch (variables_to_torch_state_dict and the CLI), the way out to
 PyTorch: Flax teachers of every family (with BN statistics unlike the init's) exported into the zoo
 modules of scripts/torch_baseline/models.py give the Flax logits on real Fashion-MNIST images,
-importing the export gives back the same variables, and bad input is one line that writes nothing."""
+importing the export gives back the same variables, and bad input is one line that writes
+nothing."""
 import os
 
 import jax
@@ -47,7 +48,7 @@ def test_exported_teacher_gives_flax_logits_and_round_trips(fmnist_dir, name, op
   torch_options = export_torch.torch_options(
       {"model": name, "options": options, "image_shape": list(shape)})
   variables = trained_like_variables(name, options, torch_options, x)
-  state = convert.variables_to_torch_state_dict(variables, net)
+  state = export_torch.variables_to_torch_state_dict(variables, net)
   model = tm.zoo_model(name, 10, **torch_options)  # a fresh module
   # strict: every key of the zoo module is written, none is extra.
   model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
@@ -61,7 +62,8 @@ def test_exported_teacher_gives_flax_logits_and_round_trips(fmnist_dir, name, op
 
 
 def test_committed_teacher_through_the_cli(fmnist_dir, tmp_path):
-  """The real trained quickstart teacher: the .pth in the zoo ResNet gives its logits and accuracy."""
+  """The real trained quickstart teacher: the .pth in the zoo ResNet gives its logits and
+  accuracy."""
   out = str(tmp_path / "r20.pth")
   proc = run_python(["-m", "compactkd_jax.export_torch", "--teacher", COMMITTED_TEACHER,
                      "--out", out])
