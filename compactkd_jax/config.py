@@ -7,9 +7,10 @@ import math
 
 import ml_collections
 
+from compactkd_jax import config_keys
 from compactkd_jax.errors import UserError
 
-PHASES = ("teacher", "distill", "select", "refine", "finetune", "baselines", "report")
+PHASES = config_keys.PHASES
 
 
 def train_defaults(epochs: float, learning_rate: float, batch_size: int = 128,
@@ -108,31 +109,11 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
-  """Rejects unknown keys, wrong types and impossible values, naming the valid choices."""
+  """Rejects unknown keys, wrong types and impossible values, naming the valid choices: keys and
+  types against `default_config()`, each value against its rule in `config_keys`, then the rules
+  that tie several keys together."""
   _check_keys(cfg, default_config(), "")
-  if not cfg.phases:
-    raise UserError(f"config.phases is empty; name the phases to run, e.g. {PHASES}")
-  unknown = [p for p in cfg.phases if p not in PHASES]
-  if unknown:
-    raise UserError(f"unknown phase(s) {unknown} in config.phases; valid phases: {list(PHASES)}")
-  from compactkd_jax.models import candidates, zoo  # models import no heavy machinery
-  zoo.check_model_name(cfg.teacher.model)
-  unknown = [c for c in cfg.distill.candidates if c not in candidates.CANDIDATES]
-  if unknown:
-    raise UserError(f"unknown candidate(s) {unknown} in config.distill.candidates; valid: "
-                    f"{list(candidates.CANDIDATES)}")
-  _check_choice("select.metric", cfg.select.metric, ("flops", "macs", "params"))
-  _check_choice("select.damage", cfg.select.damage, ("accuracy", "mse"))
-  _check_choice("select.solver", cfg.select.solver, ("dp", "greedy"))
-  for kind in cfg.baselines.kinds:
-    _check_choice("baselines.kinds", kind, ("scratch", "kd"))
-  _check_choice("baselines.match", cfg.baselines.match, ("total_cost", "epochs"))
-  for section in ("finetune", "baselines"):
-    kd = cfg[section].kd
-    if not (0.0 <= kd.alpha <= 1.0 and 0 < kd.temperature < math.inf):
-      raise UserError(f"config.{section}.kd needs 0 <= alpha <= 1 and a finite temperature > 0")
-  if not 0.0 <= cfg.finetune.kd.hints < math.inf:
-    raise UserError(f"config.finetune.kd.hints={cfg.finetune.kd.hints} must be finite and >= 0")
+  config_keys.check(cfg)
   for key, budget in [("budget", cfg.select.budget),
                       *(("budgets", b) for b in _budget_list(cfg.select.budgets))]:
     if not (0 < budget < math.inf) or (cfg.select.relative and budget > 1.0):
@@ -141,46 +122,10 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if len(set(cfg.select.budgets)) != len(cfg.select.budgets):
     raise UserError(f"config.select.budgets={tuple(cfg.select.budgets)} lists a budget twice; "
                     "give each budget once")
-  if cfg.distill.schedule not in ("parallel", "sequential"):
-    raise UserError(f"config.distill.schedule={cfg.distill.schedule!r}; valid: parallel, sequential")
-  if not cfg.distill.candidates:
-    raise UserError("config.distill.candidates is empty; name at least one, e.g. \"('keep', "
-                    "'slim_0.5', 'skip')\"")
-  for key, low, strict, high in RANGES:
-    _check_range(cfg, key, low, strict, high)
-  for name in ("teacher", "distill", "refine", "finetune", "baselines"):
+  for name in config_keys.TRAIN_SECTIONS:
     t = cfg[name].train
     if t.epochs <= 0 and t.steps <= 0:
       raise UserError(f"config.{name}.train needs epochs > 0 or steps > 0")
-    for key, low, strict, high in TRAIN_RANGES:
-      _check_range(cfg, f"{name}.train.{key}", low, strict, high)
-
-
-# Numeric keys: (key, lower bound, strict: > low (else >= low), upper bound or None: < high);
-# every number must be finite.
-RANGES = (("seed", 0, False, None), ("data.split_seed", 0, False, None),
-          ("data.validation_size", 0, True, None), ("data.train_limit", 0, False, None),
-          ("data.test_limit", 0, False, None), ("data.crop_padding", 0, False, None),
-          ("data.eval_batch_size", 0, True, None), ("data.shards", 0, False, None),
-          ("teacher.options.width", 0, True, None), ("teacher.options.dropout", 0, False, 1),
-          ("distill.score_examples", 0, False, None), ("report.latency_batch_size", 0, True, None),
-          ("report.throughput_batch_size", 0, True, None))
-TRAIN_RANGES = (("epochs", 0, False, None), ("steps", 0, False, None),
-                ("batch_size", 0, True, None), ("learning_rate", 0, True, None),
-                ("momentum", 0, False, 1), ("weight_decay", 0, False, None),
-                ("warmup_steps", 0, False, None), ("log_every_steps", 0, True, None),
-                ("eval_every_steps", 0, False, None), ("checkpoint_every_steps", 0, True, None))
-
-
-def _check_range(cfg, key: str, low: float, strict: bool, high: float | None) -> None:
-  value = cfg
-  for part in key.split("."):
-    value = value[part]
-  if not (math.isfinite(value) and (value > low if strict else value >= low) and
-          (high is None or value < high)):
-    upper = f" and < {high}" if high is not None else ""
-    raise UserError(f"config.{key}={value} must be finite and {'>' if strict else '>='} {low}"
-                    f"{upper}")
 
 
 def _budget_list(budgets) -> tuple[float, ...]:
@@ -189,11 +134,6 @@ def _budget_list(budgets) -> tuple[float, ...]:
     raise UserError(f"config.select.budgets={budgets!r} must be a tuple of numbers, e.g. "
                     "'(0.75, 0.5, 0.25)'")
   return tuple(float(b) for b in budgets)
-
-
-def _check_choice(key: str, value: str, valid) -> None:
-  if value not in valid:
-    raise UserError(f"config.{key}={value!r} is not valid; valid: {', '.join(valid)}")
 
 
 def _check_keys(cfg, ref, prefix):
