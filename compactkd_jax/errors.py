@@ -9,13 +9,13 @@ class UserError(Exception):
   """A problem with the user's input: the message says what is wrong and how to fix it."""
 
 
-def run_cli(fn, *args, needs: str):
-  """`fn(*args)` for a command-line tool: a UserError, or PyTorch (the `test` extra) missing where
+def run_cli(fn, *args, needs: str, extra: str = "test"):
+  """`fn(*args)` for a command-line tool: a UserError, or a package of the `extra` missing where
   the tool `needs` it, becomes one line and exit status 1."""
   try:
     return fn(*args)
   except ModuleNotFoundError as e:
-    raise SystemExit(f"error: {e.name} is needed {needs}; install the test extra "
-                     "(bash scripts/setup.sh --test)")
+    raise SystemExit(f"error: {e.name} is needed {needs}; install the {extra} extra "
+                     f"(pip install -e '.[{extra}]')")
   except UserError as e:
     raise SystemExit(f"error: {e}")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent setup: a .venv with the pinned project (and test extras), and the Fashion-MNIST IDX files.
+# Idempotent setup: a .venv with the pinned project and its deploy extra (LiteRT/ONNX export and
+# runtimes; --test adds the test extra), and the Fashion-MNIST IDX files.
 # Usage: bash scripts/setup.sh [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,8 +9,8 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-extras=""
-[ "${1:-}" = "--test" ] && extras="[test]"
+extras="[deploy]"
+[ "${1:-}" = "--test" ] && extras="[deploy,test]"
 # Reinstall only when pyproject.toml changed since the last successful install.
 stamp=".venv/.installed$extras"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then

@@ -7,28 +7,10 @@ import numpy as np
 import pytest
 
 from torch_reference import models as tm, real_images, to_nchw, torch
+from mixed_students import mixed_student
 from test_models import _random_variables
-from compactkd_jax import cost
-from compactkd_jax.models import candidates, get_model
 
 SHAPE = (28, 28, 1)
-NAMES = ["dwsep", "slim_0.5", "ir_2", "skip", "slim_0.25", "ir_1", "keep", "ir_6", "slim_0.75"]
-
-
-def _student(name, **options):
-  """The teacher with block i replaced by the first candidate, from the i-th name of the menu
-  on, that applies to it: every candidate kind, deterministically."""
-  net = get_model(name, 10, **options)
-  shapes = cost.feature_shapes(net, SHAPE)
-  order = [net.stem.name, *net.block_names]
-  swaps = {}
-  for i, spec in enumerate(net.blocks):
-    for cand in NAMES[i % len(NAMES):] + NAMES[:i % len(NAMES)]:
-      new = candidates.CANDIDATES[cand](spec, shapes[order[i]], shapes[spec.name])
-      if new is not None:
-        swaps[spec.name] = new
-        break
-  return net.with_blocks(swaps)
 
 
 @pytest.mark.parametrize("name,options", [("resnet20", {"shortcut": "A", "width": 0.5}),
@@ -37,7 +19,7 @@ def _student(name, **options):
                                           ("mobilenet_v2", {"width": 0.5, "dropout": 0.2})],
                          ids=["resnet20-A", "resnet20-B", "vgg11-zoo", "mobilenet_v2"])
 def test_mirror_matches_flax_student(fmnist_dir, name, options):
-  net = _student(name, **options)
+  net = mixed_student(name, SHAPE, **options)
   variables = jax.tree.map(np.asarray, _random_variables(net, SHAPE))
   x = real_images(fmnist_dir, SHAPE)
   expected = np.asarray(jax.jit(lambda v, x: net.apply(v, x)[0])(variables, x))

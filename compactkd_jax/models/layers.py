@@ -168,7 +168,9 @@ class BasicBlock(nn.Module):
     if self.stride == 1 and x.shape[-1] == self.features:
       return x
     if self.shortcut == "A":
-      x = x[:, ::self.stride, ::self.stride, :]
+      # lax.slice, not x[:, ::s, ::s]: with a symbolic batch (exports) indexing becomes a gather,
+      # which the LiteRT converter cannot take; a strided slice it can.
+      x = jax.lax.slice(x, (0, 0, 0, 0), x.shape, (1, self.stride, self.stride, 1))
       extra = self.features - x.shape[-1]
       return jnp.pad(x, ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
     x = conv(self.features, 1, self.stride, name="shortcut_conv")(x)
