@@ -104,7 +104,11 @@ def default_config() -> ml_collections.ConfigDict:
       # The KD-only baseline's own Hinton KD settings, chosen for it (not copied from ours).
       kd=ml_collections.ConfigDict(dict(temperature=4.0, alpha=0.9)),
       train=train_defaults(epochs=4, learning_rate=0.1)))
-  c.report = ml_collections.ConfigDict(dict(latency_batch_size=1, throughput_batch_size=256))
+  c.report = ml_collections.ConfigDict(dict(
+      latency_batch_size=1, throughput_batch_size=256,
+      # Deployment: teacher and student exported to these runtimes' files (fp32 and int8), checked
+      # and timed there (compactkd_jax/deploy; needs the deploy extra). Empty: JAX only.
+      runtimes=(), threads=1))
   return c
 
 

@@ -117,6 +117,9 @@ RULES = {
     "baselines.kd.alpha": _num("the KD-only baseline's KD weight", high=1, high_inclusive=True),
     "report.latency_batch_size": _num("batch size of the latency measurement", strict=True),
     "report.throughput_batch_size": _num("batch size of the throughput measurement", strict=True),
+    "report.runtimes": Rule("runtimes the teacher and student are exported to and timed on "
+                            "(fp32 and int8)", choices=("onnxruntime", "litert"), each=True),
+    "report.threads": _num("threads of the deployed runtimes", strict=True),
 }
 
 

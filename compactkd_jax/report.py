@@ -1,6 +1,8 @@
 """The report phase (design stage 8): test accuracy, FLOPs, MACs, params, measured latency and
 training cost of teacher, student and baselines; `results.json`, `report.md`, `tradeoff.png` (the
 measured trade-off), `damage_curve.png` (the predicted one); the exported student."""
+import os
+
 import jax
 
 from compactkd_jax import (artifacts, cost, equal_cost, export, feed, files, plots, supervised,
@@ -58,13 +60,71 @@ def collect(ctx: RunContext) -> dict:
   exported = export.export(ctx.path("export"), s_net, s_vars, ctx.dataset.image_shape,
                            ctx.dataset.num_classes, ctx.preprocess,
                            extra={"plan": plan["choice"], "teacher": ctx.cfg.teacher.model})
+  # Relative to the workdir: results travel (results/ in the repository) without naming a machine.
+  exported = {k: os.path.relpath(v, ctx.workdir) for k, v in exported.items()}
   t = rows["teacher"]
+  deployed = _deploy(ctx, {"teacher": (t_net, t_vars), "student": (s_net, s_vars)})
   return {"teacher": t, "student": rows["student"], "baselines": baselines,
           "budget": {"metric": plan["metric"], "limit": plan["limit"],
                      "teacher_cost": plan["teacher_cost"], "relative": plan["relative_budget"]},
           "compression": {m: t[m] / max(rows["student"][m], 1) for m in ("flops", "macs", "params")},
           "cost": ours, "plan": plan, "wall_seconds": walls, "export": exported,
+          "deploy": deployed,
           "device": f"{jax.devices()[0].platform} x{len(jax.devices())}"}
+
+
+def _deploy(ctx: RunContext, nets: dict) -> dict | None:
+  """Teacher and student on the configured runtimes (files in deploy_teacher/ and export/deploy/):
+  checks, batch-1 latency, throughput and test accuracy, fp32 and int8; None when none is set."""
+  r = ctx.cfg.report
+  if not r.runtimes or not files.is_primary():
+    return None
+  from compactkd_jax.deploy import evaluate, formats
+  out = {}
+  for name, (net, variables) in nets.items():
+    folder = ctx.path("export", "deploy") if name == "student" else ctx.path("deploy_teacher")
+    out[name] = evaluate.deploy(folder, formats.predict_fn(net, variables, ctx.preprocess),
+                                ctx.dataset.image_shape, ctx.dataset.validation, r.runtimes,
+                                r.threads, test=ctx.dataset.test,
+                                throughput_batch=r.throughput_batch_size)
+  return out
+
+
+def deploy_table(results: dict) -> str:
+  """Per runtime and precision: teacher and student latency, the speed-up beside the MAC
+  reduction, throughput and test accuracy."""
+  d, macs = results["deploy"], results["compression"]["macs"]
+  rows = []
+  for runtime, entries in d["student"]["runtimes"].items():
+    for precision, s in entries.items():
+      t = d["teacher"]["runtimes"][runtime][precision]
+      ms = lambda e: f"{e['latency']['median_ms']:.3f} / {e['latency']['p90_ms']:.3f}"
+      speedup = t["latency"]["median_ms"] / s["latency"]["median_ms"]
+      rows.append({"runtime": runtime, "precision": precision, "teacher ms (median / p90)": ms(t),
+                   "student ms (median / p90)": ms(s), "speed-up": f"{speedup:.2f}x",
+                   "MAC reduction": f"{macs:.2f}x", "speed-up / MAC reduction":
+                   f"{speedup / macs:.2f}",
+                   "teacher img/s": f"{t['throughput']:,.0f}", "student img/s":
+                   f"{s['throughput']:,.0f}", "teacher acc": f"{100 * t['test_accuracy']:.2f}%",
+                   "student acc": f"{100 * s['test_accuracy']:.2f}%"})
+  return cost.format_table(rows, list(rows[0]))
+
+
+def deploy_lines(results: dict) -> list[str]:
+  d = results["deploy"]
+  s = d["student"]
+  notes = [f"{rt} int8 loses {e['int8']['drop_points']:.2f} points of validation accuracy "
+           f"({name})" for name in ("teacher", "student")
+           for rt, e in d[name]["runtimes"].items() if not e["int8"]["within_tolerance"]]
+  return ["## Deployed (test split)", "", deploy_table(results), "",
+          f"Batch-1 latency: median and p90 of repeated runs after warm-up, {s['threads']} "
+          f"thread(s); throughput at batch {s.get('throughput_batch', '-')}. Files: LiteRT via "
+          f"jax2tf and the LiteRT converter, ONNX (opset {s['onnx_opset']}) via tf2onnx from it; "
+          "int8: full-integer post-training quantization calibrated on 256 validation images "
+          "(LiteRT), ONNX Runtime static QDQ (per-channel). Every fp32 file gave the JAX logits "
+          "within 1e-4 x max(1, largest logit) on validation images; int8 within 1 point of fp32 on validation: "
+          f"{'; '.join(notes) if notes else 'yes, every file'}. Versions: "
+          f"{', '.join(f'{k} {v}' for k, v in s['versions'].items() if v)}.", ""]
 
 
 def _phase_result(ctx: RunContext, phase: str) -> dict | None:
@@ -125,7 +185,8 @@ def write_markdown(results: dict, path: str) -> None:
       "## Training cost", "", *[f"- {line}" for line in cost_lines(results)], "",
       f"Wall time per phase: {walls}.", "",
       "## Per block (validation split)", "", block_table(results["plan"]), "",
-      f"Exported student: {results['export']['spec']}, {results['export']['jax_export']}.", ""]
+      f"Exported student: {results['export']['spec']}, {results['export']['jax_export']}.", "",
+      *(deploy_lines(results) if results.get("deploy") else [])]
   files.write_text(path, "\n".join(text))
 
 

@@ -25,6 +25,7 @@ def finished_run(tmp_path_factory, request):
     t.steps, t.batch_size, t.log_every_steps, t.checkpoint_every_steps = steps, 64, steps, steps
   cfg.select.budget = 0.5
   cfg.report.throughput_batch_size = 64
+  cfg.report.runtimes = ("onnxruntime", "litert")
   workdir = str(tmp_path_factory.mktemp("e2e"))
   results = pipeline.run(cfg, workdir)
   return cfg, workdir, results
@@ -45,6 +46,24 @@ def test_every_phase_ran_and_wrote_its_files(finished_run):
   assert {"metric", "limit", "teacher_cost"} <= set(res["budget"])
   report = open(os.path.join(workdir, "report.md")).read()
   assert "| student |" in report and "| teacher |" in report
+
+
+def test_report_deploys_teacher_and_student(finished_run):
+  """The deployed fp32 files score what JAX scored on the test split (one flipped near-tie at
+  most), and the report shows the runtimes' table."""
+  _, workdir, _ = finished_run
+  with open(os.path.join(workdir, "results.json")) as f:
+    res = json.load(f)
+  for name in ("teacher", "student"):
+    for runtime in ("onnxruntime", "litert"):
+      entries = res["deploy"][name]["runtimes"][runtime]
+      assert abs(entries["fp32"]["test_accuracy"] - res[name]["accuracy"]) <= 1 / 500 + 1e-9
+      assert entries["int8"]["latency"]["median_ms"] > 0 and entries["fp32"]["throughput"] > 0
+  for f in ("model.tflite", "model_int8.tflite", "model.onnx", "model_int8.onnx", "deploy.json"):
+    assert os.path.exists(os.path.join(workdir, "export", "deploy", f)), f
+    assert os.path.exists(os.path.join(workdir, "deploy_teacher", f)), f
+  report = open(os.path.join(workdir, "report.md")).read()
+  assert "## Deployed (test split)" in report and "| onnxruntime | int8 |" in report
 
 
 def test_student_meets_the_budget(finished_run):
