@@ -87,7 +87,11 @@ def default_config() -> ml_collections.ConfigDict:
       # A budget sweep: one student per budget from the same teacher and distillation, each in
       # <workdir>/budget_<metric>_<value>/ (select, refine, finetune, baselines, report), and a
       # summary with the measured trade-off curve at the top. Empty: the single `budget` above.
-      budgets=()))
+      budgets=(),
+      # Further limits the plan must meet together with the budget (one plan meeting them all,
+      # solved exactly by scipy's MILP), in the same units as the budget (fractions of the teacher
+      # when relative). 0: no limit on that metric.
+      constraints=ml_collections.ConfigDict(dict(flops=0.0, macs=0.0, params=0.0))))
   c.refine = ml_collections.ConfigDict(dict(
       train=train_defaults(epochs=0.5, learning_rate=0.02, weight_decay=0.0)))
   c.finetune = ml_collections.ConfigDict(dict(
@@ -123,6 +127,10 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     if not (0 < budget < math.inf) or (cfg.select.relative and budget > 1.0):
       raise UserError(f"config.select.{key} has {budget}; a budget must be finite and > 0, and at "
                       "most 1.0 when relative (a fraction of the teacher)")
+  over = [k for k, v in cfg.select.constraints.items() if cfg.select.relative and v > 1.0]
+  if over:
+    raise UserError(f"config.select.constraints.{over[0]}={cfg.select.constraints[over[0]]} is "
+                    "above 1.0, the teacher itself, while select.relative is on; give a fraction")
   if len(set(cfg.select.budgets)) != len(cfg.select.budgets):
     raise UserError(f"config.select.budgets={tuple(cfg.select.budgets)} lists a budget twice; "
                     "give each budget once")

@@ -105,7 +105,11 @@ RULES = {
     "select.budget": _num("the budget (a fraction of the teacher when relative)", strict=True),
     "select.relative": Rule("budget as a fraction of the teacher's cost (at most 1.0)"),
     "select.damage": Rule("how a candidate's damage is scored", choices=("accuracy", "mse")),
-    "select.solver": Rule("exact knapsack (dp) or the greedy baseline", choices=("dp", "greedy")),
+    "select.solver": Rule("exact one-budget DP, exact MILP (any number of limits), or the greedy "
+                          "baseline", choices=("dp", "milp", "greedy")),
+    "select.constraints.flops": _num("FLOPs limit met together with the budget (0: none)"),
+    "select.constraints.macs": _num("MACs limit met together with the budget (0: none)"),
+    "select.constraints.params": _num("parameter limit met together with the budget (0: none)"),
     "select.budgets": Rule("a budget sweep: one student per budget (empty: the single budget)"),
     "finetune.kd.temperature": _num("Hinton KD temperature", strict=True),
     "finetune.kd.alpha": _num("weight of the KD term (1 - alpha on cross-entropy)", high=1, high_inclusive=True),

@@ -171,6 +171,15 @@ def block_table(plan: dict) -> str:
   return cost.format_table(rows, list(rows[0]))
 
 
+def constraint_lines(plan: dict) -> list[str]:
+  """The limits the plan met together (select.constraints), each with the plan's cost."""
+  if "constraints" not in plan:
+    return []
+  parts = [f"{m} {c['cost']:,.0f} <= {c['limit']:,.0f} ({100 * c['cost'] / c['teacher_cost']:.1f}%"
+           " of the teacher)" for m, c in plan["constraints"].items()]
+  return [f"Every limit met at once (exact MILP): {'; '.join(parts)}.", ""]
+
+
 def write_markdown(results: dict, path: str) -> None:
   b, c = results["budget"], results["compression"]
   walls = ", ".join(f"{k} {v:.0f}s" for k, v in results["wall_seconds"].items() if v is not None)
@@ -178,6 +187,7 @@ def write_markdown(results: dict, path: str) -> None:
       "# compactkd_jax report", "",
       f"Budget: {b['metric']} <= {b['limit']:,.0f} ({100 * b['relative']:.1f}% of the teacher's "
       f"{b['teacher_cost']:,.0f}). Device: {results['device']}.", "",
+      *constraint_lines(results["plan"]),
       "## Summary (test split; every choice was made on the validation split)", "",
       summary_table(results), "",
       f"Compression: {c['flops']:.2f}x FLOPs, {c['macs']:.2f}x MACs, {c['params']:.2f}x params. "

@@ -18,7 +18,7 @@ from compactkd_jax.errors import UserError
 
 METRICS = ("flops", "macs", "params")
 DAMAGES = ("accuracy", "mse")
-SOLVERS = ("dp", "greedy")
+SOLVERS = ("dp", "greedy")  # one budget; several limits at once: constraints.py (milp)
 
 # A cost that is an exact multiple of the unit can divide to a hair above the integer in float;
 # it must not be charged a whole extra unit for that.

@@ -1,7 +1,7 @@
 """The student: selection under the budget (design stage 5) into `plan.json`, and assembly of the
 student network from the plan, the distilled candidate weights and the teacher's stem and head."""
 
-from compactkd_jax import distill_phase, select, teacher
+from compactkd_jax import constraints, distill_phase, select, teacher
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
 from compactkd_jax.models.net import BlockNet, LayerSpec
@@ -13,29 +13,40 @@ def run_select(ctx: RunContext) -> dict:
     raise UserError(f"no scores.json in {ctx.workdir}: run the distill phase first "
                     "(add 'distill' to config.phases)")
   s = ctx.cfg.select
-  plan = select.make_plan(scores, s.metric, s.budget, s.relative, s.damage, s.solver)
-  greedy = select.make_plan(scores, s.metric, s.budget, s.relative, s.damage, "greedy")
-  plan["greedy"] = {"choice": greedy["choice"], "cost": greedy["cost"],
-                    "predicted_damage": greedy["predicted_damage"]}
+  plan = make_plan(scores, s, s.budget)
+  result = {"metric": plan["metric"], "limit": plan["limit"], "cost": plan["cost"],
+            "relative_cost": plan["cost"] / plan["teacher_cost"],
+            "predicted_damage": plan["predicted_damage"], "choice": plan["choice"]}
+  if "constraints" not in plan:  # the greedy baseline answers the one-budget problem only
+    greedy = select.make_plan(scores, s.metric, s.budget, s.relative, s.damage, "greedy")
+    plan["greedy"] = {"choice": greedy["choice"], "cost": greedy["cost"],
+                      "predicted_damage": greedy["predicted_damage"]}
+    result["greedy_predicted_damage"] = greedy["predicted_damage"]
   plan["curve"] = select.damage_curve(scores, s.metric, s.damage)
   ctx.write_json(plan, "plan.json")
-  return {"metric": plan["metric"], "limit": plan["limit"], "cost": plan["cost"],
-          "relative_cost": plan["cost"] / plan["teacher_cost"],
-          "predicted_damage": plan["predicted_damage"],
-          "greedy_predicted_damage": greedy["predicted_damage"],
-          "choice": plan["choice"]}
+  return result
 
 
-def check_budgets(ctx: RunContext, budgets) -> None:
-  """Every budget of a sweep is reachable (else the infeasible-budget error names the smallest
-  reachable cost), checked before the first budget runs."""
-  scores = ctx.read_shared_json("scores.json")
-  if scores is None:
-    raise UserError(f"no scores.json in {ctx.workdir}: run the distill phase first "
-                    "(add 'distill' to config.phases)")
-  s = ctx.cfg.select
-  for budget in budgets:
-    select.make_plan(scores, s.metric, budget, s.relative, s.damage, s.solver)
+def limits(s, budget: float) -> dict[str, float]:
+  """The budget's metric and limit, then every constraint of `select.constraints` that is set
+  (> 0); a metric in both keeps the tighter limit."""
+  out = {s.metric: float(budget)}
+  for metric, value in s.constraints.items():
+    if value > 0:
+      out[metric] = min(out.get(metric, float("inf")), float(value))
+  return out
+
+
+def make_plan(scores: dict, s, budget: float) -> dict:
+  """The plan for one budget: the one-budget solvers (dp, greedy) unless constraints are set or
+  the solver is milp, which meets every limit at once."""
+  wanted = limits(s, budget)
+  if len(wanted) == 1 and s.solver != "milp":
+    return select.make_plan(scores, s.metric, budget, s.relative, s.damage, s.solver)
+  if s.solver == "greedy":
+    raise UserError("config.select.solver='greedy' answers one budget only; with "
+                    "config.select.constraints use solver 'milp' (or 'dp', which becomes milp)")
+  return constraints.make_plan(scores, wanted, s.relative, s.damage)
 
 
 def load_plan(ctx: RunContext) -> dict:
