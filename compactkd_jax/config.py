@@ -91,7 +91,10 @@ def default_config() -> ml_collections.ConfigDict:
       # Further limits the plan must meet together with the budget (one plan meeting them all,
       # solved exactly by scipy's MILP), in the same units as the budget (fractions of the teacher
       # when relative). 0: no limit on that metric.
-      constraints=ml_collections.ConfigDict(dict(flops=0.0, macs=0.0, params=0.0))))
+      constraints=ml_collections.ConfigDict(dict(flops=0.0, macs=0.0, params=0.0, latency=0.0)),
+      # The runtime whose measured latencies (a lookup table, ms, fp32, report.threads threads)
+      # are the cost when metric is "latency" or a latency constraint is set.
+      runtime="onnxruntime"))
   c.refine = ml_collections.ConfigDict(dict(
       train=train_defaults(epochs=0.5, learning_rate=0.02, weight_decay=0.0)))
   c.finetune = ml_collections.ConfigDict(dict(

@@ -101,7 +101,8 @@ RULES = {
     "distill.score_examples": _num("> 0 scores candidates on the first N validation examples"),
     "distill.candidates": Rule("the candidate menu of every block", choices=_candidates,
                                each=True, nonempty=True),
-    "select.metric": Rule("the cost the budget limits", choices=("flops", "macs", "params")),
+    "select.metric": Rule("the cost the budget limits (latency: measured on select.runtime)",
+                          choices=("flops", "macs", "params", "latency")),
     "select.budget": _num("the budget (a fraction of the teacher when relative)", strict=True),
     "select.relative": Rule("budget as a fraction of the teacher's cost (at most 1.0)"),
     "select.damage": Rule("how a candidate's damage is scored", choices=("accuracy", "mse")),
@@ -110,6 +111,9 @@ RULES = {
     "select.constraints.flops": _num("FLOPs limit met together with the budget (0: none)"),
     "select.constraints.macs": _num("MACs limit met together with the budget (0: none)"),
     "select.constraints.params": _num("parameter limit met together with the budget (0: none)"),
+    "select.constraints.latency": _num("latency limit (ms, or a fraction of the teacher's) met "
+                                       "together with the budget (0: none)"),
+    "select.runtime": Rule("runtime of the latency lookup table", choices=("onnxruntime", "litert")),
     "select.budgets": Rule("a budget sweep: one student per budget (empty: the single budget)"),
     "finetune.kd.temperature": _num("Hinton KD temperature", strict=True),
     "finetune.kd.alpha": _num("weight of the KD term (1 - alpha on cross-entropy)", high=1, high_inclusive=True),
@@ -123,7 +127,8 @@ RULES = {
     "report.throughput_batch_size": _num("batch size of the throughput measurement", strict=True),
     "report.runtimes": Rule("runtimes the teacher and student are exported to and timed on "
                             "(fp32 and int8)", choices=("onnxruntime", "litert"), each=True),
-    "report.threads": _num("threads of the deployed runtimes", strict=True),
+    "report.threads": _num("threads of the deployed runtimes (report and latency table)",
+                           strict=True),
 }
 
 

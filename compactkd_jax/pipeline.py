@@ -151,9 +151,11 @@ def _writer(workdir: str):
 def run(cfg, workdir: str) -> dict:
   """Runs every configured phase; returns {phase: result}."""
   config_lib.validate(cfg)
-  if "report" in cfg.phases and cfg.report.runtimes:  # before hours of training, not after
+  wanted = (*(cfg.report.runtimes if "report" in cfg.phases else ()),
+            *((cfg.select.runtime,) if student.needs_latency(cfg.select) else ()))
+  if wanted:  # before hours of training, not after
     from compactkd_jax.deploy import runtimes
-    runtimes.require(cfg.report.runtimes)
+    runtimes.require(wanted)
   workdir = os.path.abspath(workdir)
   accepted = check_workdir(cfg, workdir)
   ctx = make_context(cfg, workdir)  # loads the data: a bad data setting fails before the claim

@@ -5,8 +5,8 @@ import os
 
 import jax
 
-from compactkd_jax import (artifacts, cost, equal_cost, export, feed, files, plots, supervised,
-                           sweep, teacher)
+from compactkd_jax import (artifacts, cost, equal_cost, export, feed, files, plots, student,
+                           supervised, sweep, teacher)
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
 
@@ -77,14 +77,17 @@ def _deploy(ctx: RunContext, nets: dict) -> dict | None:
   """Teacher and student on the configured runtimes (files in deploy_teacher/ and export/deploy/):
   checks, batch-1 latency, throughput and test accuracy, fp32 and int8; None when none is set."""
   r = ctx.cfg.report
-  if not r.runtimes or not files.is_primary():
+  # A latency-budget plan is checked on its runtime whether or not the report lists it.
+  wanted = tuple(dict.fromkeys((*r.runtimes, *((ctx.cfg.select.runtime,) if
+                                               student.needs_latency(ctx.cfg.select) else ()))))
+  if not wanted or not files.is_primary():
     return None
   from compactkd_jax.deploy import evaluate, formats
   out = {}
   for name, (net, variables) in nets.items():
     folder = ctx.path("export", "deploy") if name == "student" else ctx.path("deploy_teacher")
     out[name] = evaluate.deploy(folder, formats.predict_fn(net, variables, ctx.preprocess),
-                                ctx.dataset.image_shape, ctx.dataset.validation, r.runtimes,
+                                ctx.dataset.image_shape, ctx.dataset.validation, wanted,
                                 r.threads, test=ctx.dataset.test,
                                 throughput_batch=r.throughput_batch_size)
   return out
@@ -110,13 +113,33 @@ def deploy_table(results: dict) -> str:
   return cost.format_table(rows, list(rows[0]))
 
 
+def latency_lines(results: dict) -> list[str]:
+  """A latency-budget plan: the lookup table's prediction beside the measured latency."""
+  plan = results["plan"]
+  if "runtime" not in plan or not results.get("deploy"):
+    return []
+  limits = plan.get("constraints") or {plan["metric"]: {
+      "limit": plan["limit"], "cost": plan["cost"], "teacher_cost": plan["teacher_cost"]}}
+  lat = limits["latency"]
+  measured = {n: results["deploy"][n]["runtimes"][plan["runtime"]]["fp32"]["latency"]["median_ms"]
+              for n in ("teacher", "student")}
+  err = lambda predicted, got: f"{100 * (got - predicted) / predicted:+.1f}%"
+  return [f"Latency budget on {plan['runtime']} (fp32, batch 1): limit {lat['limit']:.4f} ms; "
+          f"the table predicts the student at {lat['cost']:.4f} ms, measured "
+          f"{measured['student']:.4f} ms ({err(lat['cost'], measured['student'])}); the teacher "
+          f"at {lat['teacher_cost']:.4f} ms, measured {measured['teacher']:.4f} ms "
+          f"({err(lat['teacher_cost'], measured['teacher'])}). The student "
+          f"{'meets' if measured['student'] <= lat['limit'] else 'does NOT meet'} the limit as "
+          "measured.", ""]
+
+
 def deploy_lines(results: dict) -> list[str]:
   d = results["deploy"]
   s = d["student"]
   notes = [f"{rt} int8 loses {e['int8']['drop_points']:.2f} points of validation accuracy "
            f"({name})" for name in ("teacher", "student")
            for rt, e in d[name]["runtimes"].items() if not e["int8"]["within_tolerance"]]
-  return ["## Deployed (test split)", "", deploy_table(results), "",
+  return ["## Deployed (test split)", "", deploy_table(results), "", *latency_lines(results),
           f"Batch-1 latency: median and p90 of repeated runs after warm-up, {s['threads']} "
           f"thread(s); throughput at batch {s.get('throughput_batch', '-')}. Files: LiteRT via "
           f"jax2tf and the LiteRT converter, ONNX (opset {s['onnx_opset']}) via tf2onnx from it; "
@@ -165,18 +188,23 @@ def cost_lines(results: dict) -> list[str]:
 
 def block_table(plan: dict) -> str:
   m = plan["metric"]
-  rows = [{"block": e["block"], f"teacher {m}": e["teacher_cost"], "candidate": e["candidate"],
-           m: e["cost"], "nmse": f"{e['nmse']:.4f}", "hybrid acc": f"{100 * e['hybrid_accuracy']:.2f}%"}
+  rows = [{"block": e["block"], f"teacher {m}": _amount(m, e["teacher_cost"]),
+           "candidate": e["candidate"], m: _amount(m, e["cost"]), "nmse": f"{e['nmse']:.4f}", "hybrid acc": f"{100 * e['hybrid_accuracy']:.2f}%"}
           for e in plan["blocks"]]
   return cost.format_table(rows, list(rows[0]))
+
+
+def _amount(metric: str, value: float) -> str:
+  return f"{value:.4f} ms" if metric == "latency" else f"{value:,.0f}"
 
 
 def constraint_lines(plan: dict) -> list[str]:
   """The limits the plan met together (select.constraints), each with the plan's cost."""
   if "constraints" not in plan:
     return []
-  parts = [f"{m} {c['cost']:,.0f} <= {c['limit']:,.0f} ({100 * c['cost'] / c['teacher_cost']:.1f}%"
-           " of the teacher)" for m, c in plan["constraints"].items()]
+  parts = [f"{m} {_amount(m, c['cost'])} <= {_amount(m, c['limit'])} "
+           f"({100 * c['cost'] / c['teacher_cost']:.1f}% of the teacher)"
+           for m, c in plan["constraints"].items()]
   return [f"Every limit met at once (exact MILP): {'; '.join(parts)}.", ""]
 
 
@@ -185,8 +213,8 @@ def write_markdown(results: dict, path: str) -> None:
   walls = ", ".join(f"{k} {v:.0f}s" for k, v in results["wall_seconds"].items() if v is not None)
   text = [
       "# compactkd_jax report", "",
-      f"Budget: {b['metric']} <= {b['limit']:,.0f} ({100 * b['relative']:.1f}% of the teacher's "
-      f"{b['teacher_cost']:,.0f}). Device: {results['device']}.", "",
+      f"Budget: {b['metric']} <= {_amount(b['metric'], b['limit'])} ({100 * b['relative']:.1f}% of "
+      f"the teacher's {_amount(b['metric'], b['teacher_cost'])}). Device: {results['device']}.", "",
       *constraint_lines(results["plan"]),
       "## Summary (test split; every choice was made on the validation split)", "",
       summary_table(results), "",

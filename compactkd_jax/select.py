@@ -16,7 +16,7 @@ import numpy as np
 
 from compactkd_jax.errors import UserError
 
-METRICS = ("flops", "macs", "params")
+METRICS = ("flops", "macs", "params", "latency")  # latency: ms, from deploy/latency_table.py
 DAMAGES = ("accuracy", "mse")
 SOLVERS = ("dp", "greedy")  # one budget; several limits at once: constraints.py (milp)
 

@@ -13,6 +13,7 @@ def run_select(ctx: RunContext) -> dict:
     raise UserError(f"no scores.json in {ctx.workdir}: run the distill phase first "
                     "(add 'distill' to config.phases)")
   s = ctx.cfg.select
+  scores = with_latency(ctx, scores)
   plan = make_plan(scores, s, s.budget)
   result = {"metric": plan["metric"], "limit": plan["limit"], "cost": plan["cost"],
             "relative_cost": plan["cost"] / plan["teacher_cost"],
@@ -25,6 +26,24 @@ def run_select(ctx: RunContext) -> dict:
   plan["curve"] = select.damage_curve(scores, s.metric, s.damage)
   ctx.write_json(plan, "plan.json")
   return result
+
+
+def needs_latency(s) -> bool:
+  return s.metric == "latency" or s.constraints.latency > 0
+
+
+def with_latency(ctx: RunContext, scores: dict) -> dict:
+  """`scores` with every part's latency on `select.runtime` (the cached lookup table) when the
+  budget or a constraint is a latency; else unchanged."""
+  s = ctx.cfg.select
+  if not needs_latency(s):
+    return scores
+  from compactkd_jax.deploy import latency_table  # the deploy extra, only when asked for
+  net, variables = teacher.load(ctx)
+  threads = ctx.cfg.report.threads
+  table = latency_table.build(net, variables, scores, ctx.dataset.image_shape, s.runtime, threads,
+                              latency_table.cache_path(ctx.shared_path(), s.runtime, threads))
+  return latency_table.annotate(scores, table)
 
 
 def limits(s, budget: float) -> dict[str, float]:
@@ -42,11 +61,13 @@ def make_plan(scores: dict, s, budget: float) -> dict:
   the solver is milp, which meets every limit at once."""
   wanted = limits(s, budget)
   if len(wanted) == 1 and s.solver != "milp":
-    return select.make_plan(scores, s.metric, budget, s.relative, s.damage, s.solver)
+    plan = select.make_plan(scores, s.metric, budget, s.relative, s.damage, s.solver)
+    return {**plan, "runtime": s.runtime} if needs_latency(s) else plan
   if s.solver == "greedy":
     raise UserError("config.select.solver='greedy' answers one budget only; with "
                     "config.select.constraints use solver 'milp' (or 'dp', which becomes milp)")
-  return constraints.make_plan(scores, wanted, s.relative, s.damage)
+  plan = constraints.make_plan(scores, wanted, s.relative, s.damage)
+  return {**plan, "runtime": s.runtime} if needs_latency(s) else plan
 
 
 def load_plan(ctx: RunContext) -> dict:

@@ -219,7 +219,7 @@ def test_convert_bad_flags(tmp_path, flags, needle):
     ("--config.phases=()", "config.phases is empty"),
     ("--config.teacher.train.learning_rate=inf", "teacher.train.learning_rate"),
     ("--config.baselines.kd.alpha=1.5", "baselines.kd"),
-    ("--config.select.metric=latency", "select.metric"),
+    ("--config.select.metric=energy", "select.metric"),
     ("--config.baselines.match=wall", "baselines.match")],
     ids=lambda v: v if not v.startswith("--") else v.split("=", 1)[0].removeprefix("--config."))
 def test_out_of_range_value(tmp_path, override, needle):

@@ -50,7 +50,7 @@ def _inside(value, rule) -> bool:
 
 # Keys that are fractions of the teacher when select.relative is on (the default): at most 1.0.
 FRACTIONS = ("select.budget", "select.constraints.flops", "select.constraints.macs",
-             "select.constraints.params")
+             "select.constraints.params", "select.constraints.latency")
 
 
 def _outside_keys(cfg, overrides) -> list[str]:

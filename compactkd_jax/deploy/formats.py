@@ -38,13 +38,15 @@ def predict_fn(net, variables, preprocess) -> Callable:
   return predict
 
 
-def to_tflite(predict: Callable, image_shape, batch: int, calibration=None) -> bytes:
+def to_tflite(predict: Callable, image_shape, batch: int, calibration=None,
+              dtype: str = "uint8") -> bytes:
   """The LiteRT flatbuffer of `predict` at a fixed batch; full-integer int8 (uint8 images in,
-  float logits out) when calibration images are given."""
+  float logits out) when calibration images are given. `dtype`: the input's (float32 for parts
+  of a network, e.g. one block of the latency table)."""
   import tensorflow as tf
   from jax.experimental import jax2tf
   fn = tf.function(jax2tf.convert(predict, with_gradient=False), autograph=False,
-                   input_signature=[tf.TensorSpec((batch, *image_shape), tf.uint8)])
+                   input_signature=[tf.TensorSpec((batch, *image_shape), tf.as_dtype(dtype))])
   converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
   if calibration is not None:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
