@@ -77,6 +77,9 @@ def default_config() -> ml_collections.ConfigDict:
       train=train_defaults(epochs=8, learning_rate=0.1)))
   c.distill = ml_collections.ConfigDict(dict(
       schedule="parallel",
+      # slim candidates of ResNet and MobileNetV2 blocks start from the teacher block's strongest
+      # channels (inherit.py) instead of random weights.
+      inherit=False,
       score_examples=0,  # > 0 scores on the first N validation examples only (hybrid accuracy
                          # runs the teacher suffix once per candidate)
       candidates=("keep", "dwsep", "slim_0.25", "slim_0.5", "slim_0.75",

@@ -15,7 +15,7 @@ import zlib
 import jax
 import jax.numpy as jnp
 
-from compactkd_jax import cost, feed, train
+from compactkd_jax import cost, feed, inherit, train
 from compactkd_jax.losses import normalized_mse
 from compactkd_jax.models import candidates as candidates_lib
 from compactkd_jax.models.net import BlockNet, LayerSpec
@@ -151,6 +151,9 @@ def run_schedule(ctx, plan: BlockPlan, teacher_vars, tcfg, schedule: str) -> dic
     return {"params": {}, "batch_stats": {}}  # a menu of keep and skip only: nothing to train
   total = train.num_steps(tcfg, ctx.splits["train"].size)
   variables = init_candidates(plan, ctx.cfg.seed)
+  if ctx.cfg.distill.inherit:  # narrower candidates start from the teacher's strongest channels
+    variables = inherit.from_teacher(variables, plan.menus,
+                                     {b.name: b for b in plan.teacher.blocks}, teacher_vars)
   key = jax.random.key(ctx.cfg.seed + 1)
   tr = ctx.splits["train"]
   batch_fn = lambda s: feed.put_global(

@@ -17,7 +17,7 @@ from absl import logging
 
 from compactkd_jax import config as config_lib
 from compactkd_jax import (data, distill_phase, feed, files, finetune, refine, report, student,
-                           sweep, teacher)
+                           sweep, teacher, tensorboard_writer)
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
 
@@ -141,11 +141,10 @@ def make_context(cfg, workdir: str) -> RunContext:
 
 
 def _writer(workdir: str):
-  from clu import metric_writers  # imports TensorFlow: only when a run really starts
   if jax.process_index() > 0:
     return None
-  # TensorBoard only: progress lines come from the training loop, so no logging writer.
-  return metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard"))
+  # TensorBoard only (no TensorFlow needed): progress lines come from the training loop.
+  return tensorboard_writer.ScalarWriter(os.path.join(workdir, "tensorboard"))
 
 
 def run(cfg, workdir: str) -> dict:

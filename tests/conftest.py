@@ -103,6 +103,7 @@ TINY_PIPELINE_OVERRIDES = [
     "--config.distill.candidates=('keep', 'slim_0.25', 'slim_0.5', 'skip')",
     "--config.report.throughput_batch_size=32", "--config.baselines.match=epochs",
     "--config.teacher.checkpoint=", "--config.select.metric=flops",  # a tiny teacher, trained
+    "--config.report.runtimes=()",  # deployment has its own tests (test_deploy, test_pipeline)
     *[f"--config.{section}.train.{key}={value}"
       for section, steps in (("teacher", 30), ("distill", 40), ("refine", 4), ("finetune", 40),
                              ("baselines", 10))
