@@ -20,7 +20,8 @@ def train_defaults(epochs: float, learning_rate: float, batch_size: int = 128,
       epochs=float(epochs), steps=0,  # steps > 0 overrides epochs
       batch_size=batch_size, learning_rate=float(learning_rate), momentum=0.9, nesterov=True,
       weight_decay=float(weight_decay), warmup_steps=0,
-      log_every_steps=50, eval_every_steps=0, checkpoint_every_steps=200))
+      log_every_steps=50, eval_every_steps=0, checkpoint_every_steps=200,
+      precision="f32"))  # "bf16": bfloat16 passes, float32 parameters and losses (precision.py)
 
 
 # The candidate menu of the CPU-sized ResNet/VGG runs: the dense candidates. dwsep and ir_* add

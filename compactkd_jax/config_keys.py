@@ -70,6 +70,8 @@ TRAIN_RULES = {
     "log_every_steps": _num("steps between logged training metrics", strict=True),
     "eval_every_steps": _num("steps between validation passes; 0: at the end only"),
     "checkpoint_every_steps": _num("steps between orbax checkpoints", strict=True),
+    "precision": Rule("compute dtype of the passes: f32, or bf16 (float32 parameters, optimizer "
+                      "state, BN statistics and losses)", choices=("f32", "bf16")),
 }
 
 RULES = {

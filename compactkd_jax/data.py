@@ -86,7 +86,12 @@ def load_idx_split(directory: str, split: str) -> Split:
 
 def load_tfds_split(name: str, split: str, data_dir: str | None) -> tuple[Split, int]:
   """A tfds split as NumPy, never downloading: a dataset that is not on disk is a clear error."""
-  import tensorflow_datasets as tfds
+  try:
+    import tensorflow_datasets as tfds  # the one data path that needs TensorFlow
+  except ImportError:
+    raise UserError("data.source='tfds' needs tensorflow-datasets and TensorFlow, which are not "
+                    "installed here; install them (pip install tensorflow-datasets==4.9.10 "
+                    "tensorflow-cpu==2.21.0) or use data.source='idx'") from None
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError:

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from compactkd_jax import cost, feed, inherit, train
+from compactkd_jax import precision as precision_lib
 from compactkd_jax.losses import normalized_mse
 from compactkd_jax.models import candidates as candidates_lib
 from compactkd_jax.models.net import BlockNet, LayerSpec
@@ -97,13 +98,15 @@ def teacher_features(teacher: BlockNet, teacher_vars, x, last: str | None = None
   return jax.lax.stop_gradient(feats)
 
 
-def candidate_losses(params, batch_stats, feats, plan: BlockPlan, train_mode: bool):
+def candidate_losses(params, batch_stats, feats, plan: BlockPlan, train_mode: bool,
+                     precision: str = "f32"):
   """{(b, c): normalized MSE} and the updated BN statistics of every candidate in plan.menus."""
   losses, new_stats = {}, {}
   for b, cands in plan.menus:
     x_in, target = feats[plan.prev(b)], feats[b]
     for c, spec in cands:
-      variables = {"params": params[b][c], "batch_stats": batch_stats[b][c]}
+      variables = {"params": precision_lib.cast(params[b][c], precision),
+                   "batch_stats": batch_stats[b][c]}
       if train_mode:
         out, upd = spec.build().apply(variables, x_in, train=True, mutable=["batch_stats"])
         new_stats.setdefault(b, {})[c] = upd.get("batch_stats", {})
@@ -114,16 +117,18 @@ def candidate_losses(params, batch_stats, feats, plan: BlockPlan, train_mode: bo
 
 
 def distill_step(state, idx, key, images, labels, teacher_vars, *, plan: BlockPlan, preprocess,
-                 mesh, last_block: str | None):
+                 mesh, last_block: str | None, precision: str = "f32"):
   """One step for every candidate in plan.menus. The teacher runs once, up to `last_block` (the
   whole network in the parallel schedule), inference-mode BN, under stop_gradient; teacher_vars is
   a non-donated argument (closed over, it would be baked into the program as a constant)."""
   x, _ = feed.gather(images, labels, idx, mesh)
-  x = preprocess(x, jax.random.fold_in(key, state.step))
-  feats = teacher_features(plan.teacher, teacher_vars, x, last=last_block)
+  x = precision_lib.cast(preprocess(x, jax.random.fold_in(key, state.step)), precision)
+  feats = teacher_features(plan.teacher, precision_lib.cast_params(teacher_vars, precision), x,
+                           last=last_block)
 
   def loss_fn(params):
-    losses, new_stats = candidate_losses(params, state.batch_stats, feats, plan, train_mode=True)
+    losses, new_stats = candidate_losses(params, state.batch_stats, feats, plan, train_mode=True,
+                                         precision=precision)
     # The sum's gradient w.r.t. one candidate is that candidate's own gradient: independent losses.
     return sum(losses.values()), (losses, new_stats)
 
@@ -135,9 +140,10 @@ def distill_step(state, idx, key, images, labels, teacher_vars, *, plan: BlockPl
 
 
 def make_distill_step(plan: BlockPlan, preprocess, mesh, key, images, labels, teacher_vars,
-                      last_block=None):
+                      last_block=None, precision="f32"):
   jitted = jax.jit(functools.partial(distill_step, plan=plan, preprocess=preprocess, mesh=mesh,
-                                     last_block=last_block), donate_argnums=0)
+                                     last_block=last_block, precision=precision),
+                   donate_argnums=0)
   return lambda state, idx: jitted(state, idx, key, images, labels, teacher_vars)
 
 
@@ -165,7 +171,8 @@ def run_schedule(ctx, plan: BlockPlan, teacher_vars, tcfg, schedule: str) -> dic
     state = feed.replicate(train.create_state(sub_vars, tcfg, total), ctx.mesh)
     # The teacher runs only as deep as needed: to the last block (parallel) or to `block`.
     step = make_distill_step(sub, ctx.preprocess, ctx.mesh, key, tr.images, tr.labels,
-                             teacher_vars, last_block=block or plan.teacher.block_names[-1])
+                             teacher_vars, last_block=block or plan.teacher.block_names[-1],
+                             precision=tcfg.precision)
     name = "distill" if block is None else f"distill_{block}"
     spec = train.LoopSpec(name=name, total_steps=total, step_fn=step, batch_fn=batch_fn,
                           checkpoint_dir=ctx.path("checkpoints", name),

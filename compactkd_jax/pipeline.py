@@ -16,6 +16,7 @@ import jax
 from absl import logging
 
 from compactkd_jax import config as config_lib
+from compactkd_jax import config_keys
 from compactkd_jax import (data, distill_phase, feed, files, finetune, refine, report, student,
                            sweep, teacher, tensorboard_writer)
 from compactkd_jax.context import RunContext
@@ -147,6 +148,21 @@ def _writer(workdir: str):
   return tensorboard_writer.ScalarWriter(os.path.join(workdir, "tensorboard"))
 
 
+def _check_precision(cfg) -> None:
+  """bf16 asked for on a backend that cannot convolve in it: one line before anything compiles."""
+  sections = [s for s in config_keys.TRAIN_SECTIONS if cfg[s].train.precision == "bf16"]
+  if not sections:
+    return
+  try:
+    x = jax.numpy.ones((1, 4, 4, 1), jax.numpy.bfloat16)
+    jax.block_until_ready(jax.lax.conv(x, jax.numpy.ones((1, 1, 3, 3), jax.numpy.bfloat16),
+                                       (1, 1), "SAME"))
+  except Exception as e:  # the backend's own error type
+    raise UserError(f"config.{sections[0]}.train.precision='bf16' but the {jax.default_backend()} "
+                    f"backend cannot run bfloat16 convolutions ({str(e).splitlines()[0][:120]}); "
+                    "use 'f32'") from None
+
+
 def run(cfg, workdir: str) -> dict:
   """Runs every configured phase; returns {phase: result}."""
   config_lib.validate(cfg)
@@ -155,6 +171,7 @@ def run(cfg, workdir: str) -> dict:
   if wanted:  # before hours of training, not after
     from compactkd_jax.deploy import runtimes
     runtimes.require(wanted)
+  _check_precision(cfg)
   workdir = os.path.abspath(workdir)
   accepted = check_workdir(cfg, workdir)
   ctx = make_context(cfg, workdir)  # loads the data: a bad data setting fails before the claim

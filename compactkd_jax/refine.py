@@ -7,6 +7,7 @@ import functools
 import jax
 
 from compactkd_jax import artifacts, feed, student, train
+from compactkd_jax import precision as precision_lib
 from compactkd_jax.context import RunContext
 from compactkd_jax.distill import teacher_features
 from compactkd_jax.losses import normalized_mse
@@ -16,16 +17,19 @@ REFINED_DIR = "refine"
 
 
 def refine_step(state, idx, key, images, labels, teacher_vars, prefix_vars, *, teacher: BlockNet,
-                student_net: BlockNet, spec: LayerSpec, prev: str, preprocess, mesh):
+                student_net: BlockNet, spec: LayerSpec, prev: str, preprocess, mesh,
+                precision: str = "f32"):
   """One step on the block `spec` alone. The student prefix (blocks before it, inference-mode BN) and
   the teacher are frozen arguments; only the block's own variables are in the donated state."""
   x, _ = feed.gather(images, labels, idx, mesh)
-  x = preprocess(x, jax.random.fold_in(key, state.step))
-  target = teacher_features(teacher, teacher_vars, x, last=spec.name)[spec.name]
-  _, prefix = student_net.apply(prefix_vars, x, last=prev)
+  x = precision_lib.cast(preprocess(x, jax.random.fold_in(key, state.step)), precision)
+  target = teacher_features(teacher, precision_lib.cast_params(teacher_vars, precision), x,
+                            last=spec.name)[spec.name]
+  _, prefix = student_net.apply(precision_lib.cast_params(prefix_vars, precision), x, last=prev)
   x_in = jax.lax.stop_gradient(prefix[prev])
 
   def loss_fn(params):
+    params = precision_lib.cast(params, precision)
     out, upd = spec.build().apply({"params": params, "batch_stats": state.batch_stats}, x_in,
                                   train=True, mutable=["batch_stats"])
     return normalized_mse(out, target), upd.get("batch_stats", {})
@@ -57,7 +61,8 @@ def run(ctx: RunContext) -> dict:
     spec = net.blocks[net.block_names.index(block)]
     jitted = jax.jit(functools.partial(refine_step, teacher=teacher_net, student_net=net,
                                        spec=spec, prev=prev, preprocess=ctx.preprocess,
-                                       mesh=ctx.mesh), donate_argnums=0)
+                                       mesh=ctx.mesh, precision=tcfg.precision),
+                     donate_argnums=0)
     # The prefix is bound now: `variables` is rebound after this block is refined.
     step = functools.partial(_bound_step, jitted, key=key, split=tr, teacher_vars=teacher_vars,
                              prefix_vars=variables)

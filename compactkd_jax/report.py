@@ -70,6 +70,8 @@ def collect(ctx: RunContext) -> dict:
           "compression": {m: t[m] / max(rows["student"][m], 1) for m in ("flops", "macs", "params")},
           "cost": ours, "plan": plan, "wall_seconds": walls, "export": exported,
           "deploy": deployed,
+          "precision": {name: ctx.cfg[name].train.precision
+                        for name in ("teacher", "distill", "refine", "finetune", "baselines")},
           "device": f"{jax.devices()[0].platform} x{len(jax.devices())}"}
 
 
@@ -222,6 +224,8 @@ def write_markdown(results: dict, path: str) -> None:
       "Latency at batch 1, throughput at the report batch size, median of repeated runs.", "",
       "## Training cost", "", *[f"- {line}" for line in cost_lines(results)], "",
       f"Wall time per phase: {walls}.", "",
+      "Precision (compute dtype of the training passes; parameters and losses are float32): "
+      + ", ".join(f"{k} {v}" for k, v in results.get("precision", {}).items()) + ".", "",
       "## Per block (validation split)", "", block_table(results["plan"]), "",
       f"Exported student: {results['export']['spec']}, {results['export']['jax_export']}.", "",
       *(deploy_lines(results) if results.get("deploy") else [])]

@@ -8,29 +8,34 @@ import jax.numpy as jnp
 import numpy as np
 
 from compactkd_jax import feed
+from compactkd_jax import precision as precision_lib
 from compactkd_jax.losses import cross_entropy, hinton_kd, normalized_mse
 from compactkd_jax.models.net import BlockNet
 
 
 def classify_step(state, idx, key, images, labels, teacher_vars, *, net: BlockNet,
                   teacher_net: BlockNet | None, preprocess: feed.Preprocess, mesh,
-                  kd_temperature: float = 1.0, kd_alpha: float = 0.0, hint_beta: float = 0.0):
+                  kd_temperature: float = 1.0, kd_alpha: float = 0.0, hint_beta: float = 0.0,
+                  precision: str = "f32"):
   """One SGD step on (1 - alpha) * CE + alpha * KD (+ beta * feature hints). Pure; teacher_vars is
   an argument (a closed-over array would be baked into the program as a constant) and never
   receives gradients. Hints: the normalized MSE between the student's and the teacher's output of
   every block, averaged over blocks (the student keeps the teacher's block boundaries and shapes,
-  so no adapters are needed; the teacher pass of the KD term serves them)."""
+  so no adapters are needed; the teacher pass of the KD term serves them). `precision`: the
+  compute dtype of both networks' passes (precision.py); losses are float32."""
   # Fold the step into the key so the augmentation and dropout stream is a function of the step,
   # identical after a resume.
   aug_rng, drop_rng = jax.random.split(jax.random.fold_in(key, state.step))
   x, y = feed.gather(images, labels, idx, mesh)
-  x = preprocess(x, aug_rng)
+  x = precision_lib.cast(preprocess(x, aug_rng), precision)
   teacher_logits = teacher_feats = None
   if teacher_net is not None and (kd_alpha > 0 or hint_beta > 0):
     # Teacher BN in inference mode; stop_gradient keeps it out of the backward pass entirely.
-    teacher_logits, teacher_feats = jax.lax.stop_gradient(teacher_net.apply(teacher_vars, x))
+    teacher_logits, teacher_feats = jax.lax.stop_gradient(
+        teacher_net.apply(precision_lib.cast_params(teacher_vars, precision), x))
 
   def loss_fn(params):
+    params = precision_lib.cast(params, precision)
     (logits, feats), updates = net.apply({"params": params, "batch_stats": state.batch_stats}, x,
                                          train=True, mutable=["batch_stats"],
                                          rngs={"dropout": drop_rng})
@@ -55,12 +60,13 @@ def feature_hints(student_feats: dict, teacher_feats: dict, blocks) -> jax.Array
 
 
 def make_classify_step(net, preprocess, mesh, key, images, labels, teacher_net=None,
-                       teacher_vars=None, kd_temperature=1.0, kd_alpha=0.0, hint_beta=0.0):
+                       teacher_vars=None, kd_temperature=1.0, kd_alpha=0.0, hint_beta=0.0,
+                       precision="f32"):
   """The jit-compiled step with everything but (state, indices) bound; the state is donated."""
   jitted = jax.jit(functools.partial(classify_step, net=net, teacher_net=teacher_net,
                                      preprocess=preprocess, mesh=mesh,
                                      kd_temperature=kd_temperature, kd_alpha=kd_alpha,
-                                     hint_beta=hint_beta),
+                                     hint_beta=hint_beta, precision=precision),
                    donate_argnums=0)
   return lambda state, idx: jitted(state, idx, key, images, labels, teacher_vars)
 

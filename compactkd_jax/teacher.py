@@ -75,7 +75,7 @@ def supervised_step(ctx: RunContext, net: BlockNet, tcfg, teacher_net=None, teac
       net, ctx.preprocess, ctx.mesh, key, train_split.images, train_split.labels,
       teacher_net=teacher_net, teacher_vars=teacher_vars,
       kd_temperature=kd.temperature if kd else 1.0, kd_alpha=kd.alpha if kd else 0.0,
-      hint_beta=kd.get("hints", 0.0) if kd else 0.0)
+      hint_beta=kd.get("hints", 0.0) if kd else 0.0, precision=tcfg.precision)
   batch_fn = lambda s: feed.put_global(
       train_split.train_batch(tcfg.batch_size, ctx.cfg.seed + seed_offset, s),
       feed.sharded(ctx.mesh))

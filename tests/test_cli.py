@@ -220,7 +220,8 @@ def test_convert_bad_flags(tmp_path, flags, needle):
     ("--config.teacher.train.learning_rate=inf", "teacher.train.learning_rate"),
     ("--config.baselines.kd.alpha=1.5", "baselines.kd"),
     ("--config.select.metric=energy", "select.metric"),
-    ("--config.baselines.match=wall", "baselines.match")],
+    ("--config.baselines.match=wall", "baselines.match"),
+    ("--config.teacher.train.precision=fp16", "teacher.train.precision")],
     ids=lambda v: v if not v.startswith("--") else v.split("=", 1)[0].removeprefix("--config."))
 def test_out_of_range_value(tmp_path, override, needle):
   _assert_one_line_error(_main(tmp_path / "w", override), needle)
