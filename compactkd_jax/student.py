@@ -70,6 +70,18 @@ def make_plan(scores: dict, s, budget: float) -> dict:
   return {**plan, "runtime": s.runtime} if needs_latency(s) else plan
 
 
+def check_budgets(ctx: RunContext, budgets) -> None:
+  """Every budget of a sweep is reachable (else the infeasible-budget error names the smallest
+  reachable cost, or the limit that cannot be met), checked before the first budget runs."""
+  scores = ctx.read_shared_json("scores.json")
+  if scores is None:
+    raise UserError(f"no scores.json in {ctx.workdir}: run the distill phase first "
+                    "(add 'distill' to config.phases)")
+  scores = with_latency(ctx, scores)
+  for budget in budgets:
+    make_plan(scores, ctx.cfg.select, budget)
+
+
 def load_plan(ctx: RunContext) -> dict:
   plan = ctx.read_json("plan.json")
   if plan is None:

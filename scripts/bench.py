@@ -67,13 +67,17 @@ def parse_args(argv=None):
   p.add_argument("--candidates", default=CPU_CANDIDATES,
                  help="comma-separated candidate names, or 'all' for the full menu")
   p.add_argument("--skip_torch_compile", action="store_true")
-  p.add_argument("--depthwise_form", choices=("auto", "convolution"), default="auto",
+  p.add_argument("--depthwise_form", choices=("auto", "convolution", "shifts"), default="auto",
                  help="auto: JAX's depthwise convs run as on this backend (shifted sums on CPU); "
                       "convolution: as lax grouped convolutions everywhere (the before/after check)")
   p.add_argument("--data_dir", default=data.DEFAULT_IDX_DIR)
   p.add_argument("--settle", type=float, default=0.5,
                  help="seconds of sleep before each timed loop, so the other framework's idle "
                       "worker threads stop spinning")
+  p.add_argument("--precision", choices=("f32", "bf16"), default="f32",
+                 help="bf16: JAX with train.precision=bf16, PyTorch under autocast(bfloat16)")
+  p.add_argument("--channels_last", action="store_true",
+                 help="PyTorch models and inputs in channels_last memory format (GPU)")
   p.add_argument("--tiny", action="store_true", help="smoke: width 0.125, batch 16, 2 steps")
   p.add_argument("--machine", help="name in results/bench_<machine>.md (default: from the device)")
   p.add_argument("--out", help="output file (default results/bench_<machine>.md)")
@@ -123,7 +127,10 @@ class Batches:
       x = (split.images[i].astype(np.float32) / 255.0 - mean) / std
       x = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), np.float32))
       y = torch.from_numpy(split.labels[i].astype(np.int64))
-      self.torch.append((x.to(torch_device), y.to(torch_device)))
+      x = x.to(torch_device)
+      if args.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+      self.torch.append((x, y.to(torch_device)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -170,16 +177,20 @@ def torch_runner(args, step, batches, sync):
   return Timed(args, lambda i: step(*batches.torch[i % len(batches.torch)]), sync, args.batch)
 
 
-def peak_matmul(torch_device, sync, n: int = 2048, repeats: int = 10) -> dict:
-  """Best-of-`repeats` float32 n x n x n matmul rate, in FLOP/s, for jnp.dot and torch.mm."""
+def peak_matmul(torch_device, sync, n: int = 2048, repeats: int = 10,
+                precision: str = "f32") -> dict:
+  """Best-of-`repeats` n x n x n matmul rate (float32, or bfloat16 for --precision bf16), in
+  FLOP/s, for jnp.dot and torch.mm."""
   rng = np.random.default_rng(0)
   a, b = (rng.standard_normal((n, n), np.float32) for _ in range(2))
   flops = 2.0 * n ** 3
   dot = jax.jit(jnp.dot)
-  ja, jb = jnp.asarray(a), jnp.asarray(b)
+  jdtype, tdtype = ((jnp.bfloat16, torch.bfloat16) if precision == "bf16" else
+                    (jnp.float32, torch.float32))
+  ja, jb = jnp.asarray(a, jdtype), jnp.asarray(b, jdtype)
   dot(ja, jb).block_until_ready()
   best_jax = min(_timed(lambda: dot(ja, jb).block_until_ready()) for _ in range(repeats))
-  ta, tb = torch.from_numpy(a).to(torch_device), torch.from_numpy(b).to(torch_device)
+  ta, tb = (torch.from_numpy(v).to(torch_device, tdtype) for v in (a, b))
   torch.mm(ta, tb)
   sync()
   best_torch = min(_timed(lambda: (torch.mm(ta, tb), sync())) for _ in range(repeats))
@@ -212,6 +223,17 @@ def mirror(net, variables, in_channels, device):
   m = tm.BlockNet(net.to_json(), in_channels)
   tm.load_flax_variables(m, jax.device_get(variables))
   return m.to(device)
+
+
+def torch_precision(args, module: nn.Module) -> nn.Module:
+  """`module` in channels_last (--channels_last) and, for --precision bf16, running its forward
+  under autocast(bfloat16) (AMP: float32 parameters and optimizer, bfloat16 convolutions)."""
+  if args.channels_last:
+    module = module.to(memory_format=torch.channels_last)
+  if args.precision == "bf16":
+    device = next(module.parameters()).device.type
+    module.forward = torch.autocast(device_type=device, dtype=torch.bfloat16)(module.forward)
+  return module
 
 
 def torch_nmse(pred, target):
@@ -280,16 +302,20 @@ def bench_teacher(args, net, batches, mesh, device, sync):
   """(a): returns the row, the first-step losses and the teacher variables after the steps."""
   variables = supervised.init_variables(net, args.image_shape, seed=0)
   # The mirrors first: donating the JAX state deletes these very arrays.
-  eager_model = mirror(net, variables, args.image_shape[-1], device).train()
-  compiled_src = mirror(net, variables, args.image_shape[-1], device).train()
+  eager_model = torch_precision(args, mirror(net, variables, args.image_shape[-1], device).train())
+  compiled_src = torch_precision(args,
+                                 mirror(net, variables, args.image_shape[-1], device).train())
   tcfg = config_lib.default_config().teacher.train
+  tcfg.precision = args.precision
   state = jax.device_put(train.create_state(variables, tcfg, 10_000), feed.replicated(mesh))
   key = jax.random.key(0)
   ds = batches.device_split
   flops = cost.xla_flops(functools.partial(supervised.classify_step, net=net, teacher_net=None,
-                                           preprocess=batches.preprocess, mesh=mesh),
+                                           preprocess=batches.preprocess, mesh=mesh,
+                                           precision=args.precision),
                          state, batches.idx[0], key, ds.images, ds.labels, None)
-  step = supervised.make_classify_step(net, batches.preprocess, mesh, key, ds.images, ds.labels)
+  step = supervised.make_classify_step(net, batches.preprocess, mesh, key, ds.images, ds.labels,
+                                       precision=args.precision)
   row = {"name": f"(a) teacher train step (SGD, CE), {args.model} w{args.width:g}",
          "short": "(a) teacher step", "flops": flops}
   timed, box = jax_runner(args, step, state, batches)
@@ -331,17 +357,18 @@ def bench_distill(args, net, teacher_vars, batches, mesh, device, sync):
   cand_vars = distill.init_candidates(plan, seed=0)
   teacher_host = jax.device_get(teacher_vars)
   # PyTorch copies before any JAX state exists: donation deletes the arrays it was built from.
-  torch_copy = lambda: TorchDistill(plan, cand_vars, mirror(net, teacher_host, args.image_shape[-1],
-                                                            device)).to(device).train()
+  torch_copy = lambda: torch_precision(args, TorchDistill(
+      plan, cand_vars, mirror(net, teacher_host, args.image_shape[-1], device)).to(device).train())
   eager, compiled_src = torch_copy(), torch_copy()
   copy = lambda tree: jax.tree.map(jnp.copy, tree)
   key = jax.random.key(1)
   ds = batches.device_split
   step_fn = lambda sub, last: functools.partial(distill.distill_step, plan=sub,
                                                 preprocess=batches.preprocess, mesh=mesh,
-                                                last_block=last)
+                                                last_block=last, precision=args.precision)
   make = lambda sub, last: distill.make_distill_step(sub, batches.preprocess, mesh, key, ds.images,
-                                                     ds.labels, teacher_vars, last_block=last)
+                                                     ds.labels, teacher_vars, last_block=last,
+                                                     precision=args.precision)
   new_state = lambda v: jax.device_put(train.create_state(v, dcfg, 10_000), feed.replicated(mesh))
 
   # (b) the parallel step; the teacher runs to its last block (not the head), as in the pipeline.
@@ -482,9 +509,9 @@ def main(argv=None):
   feed.check_batch_size(args.batch, mesh, "--batch")
   print(f"{args.model} width {args.width:g}, images {args.image_shape}, batch {args.batch}; "
         f"measuring peak matmul ...", flush=True)
-  peak = peak_matmul(torch_device, sync)
-  form = layers.depthwise_as_convolution() if args.depthwise_form == "convolution" else \
-      contextlib.nullcontext()
+  peak = peak_matmul(torch_device, sync, precision=args.precision)
+  form = {"convolution": layers.depthwise_as_convolution, "shifts": layers.depthwise_as_shifts}.get(
+      args.depthwise_form, contextlib.nullcontext)()
   with form:  # the JAX steps are traced inside: their depthwise convs take this form
     print("(a) teacher step ...", flush=True)
     row_a, losses_a, teacher_vars = bench_teacher(args, net, batches, mesh, torch_device, sync)
@@ -524,6 +551,10 @@ def main(argv=None):
       f"convolutions as {_depthwise_words(args.depthwise_form)}",
       "- torch.compile: the model (a) / the teacher + candidates forward module (b) is compiled "
       "(default mode); backward through AOTAutograd, optimizer step eager",
+      f"- precision: {args.precision} (bf16: JAX train.precision=bf16, float32 parameters and "
+      f"losses; PyTorch autocast(bfloat16)); PyTorch memory format "
+      f"{'channels_last' if args.channels_last else 'contiguous (NCHW)'}; peak matmul in "
+      f"{'bfloat16' if args.precision == 'bf16' else 'float32'}",
       "",
       table(rows),
       "",
@@ -531,7 +562,7 @@ def main(argv=None):
       f"(sequential re-runs the teacher prefix once per block per batch: "
       f"{rows[2]['flops'] / rows[3]['flops']:.2f}x the XLA FLOPs of the parallel epoch).",
       "",
-      f"Peak float32 matmul ({peak['n']}^3, best of 10): jnp.dot {peak['jax'] / 1e9:.1f} GFLOP/s, "
+      f"Peak {'bfloat16' if args.precision == 'bf16' else 'float32'} matmul ({peak['n']}^3, best of 10): jnp.dot {peak['jax'] / 1e9:.1f} GFLOP/s, "
       f"torch.mm {peak['torch'] / 1e9:.1f} GFLOP/s; MFU below is against the higher, "
       f"{best_peak / 1e9:.1f} GFLOP/s. FLOPs are XLA's cost analysis of the lowered JAX step "
       f"(`cost.xla_flops`: forward, backward, optimizer; in-image taps; 2 per multiply-add), "
@@ -553,6 +584,8 @@ def main(argv=None):
 def _depthwise_words(form: str) -> str:
   if form == "convolution":
     return "lax grouped convolutions (--depthwise_form convolution)"
+  if form == "shifts":
+    return "shifted sums (--depthwise_form shifts)"
   return ("shifted sums (the CPU form, models/layers.py)" if jax.default_backend() == "cpu"
           else "lax grouped convolutions")
 

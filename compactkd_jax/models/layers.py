@@ -40,15 +40,25 @@ _DEPTHWISE_FORM = contextvars.ContextVar("depthwise_form", default=None)
 
 
 @contextlib.contextmanager
-def depthwise_as_convolution():
-  """Within this block depthwise convolutions trace as lax convolutions on every backend. cost.py
-  counts FLOPs and MACs this way, so a block's cost, and therefore a budget's plan, does not depend
-  on the machine that computed it."""
-  token = _DEPTHWISE_FORM.set("convolution")
+def _depthwise_as(form: str):
+  token = _DEPTHWISE_FORM.set(form)
   try:
     yield
   finally:
     _DEPTHWISE_FORM.reset(token)
+
+
+def depthwise_as_convolution():
+  """Within this block depthwise convolutions trace as lax convolutions on every backend. cost.py
+  counts FLOPs and MACs this way, so a block's cost, and therefore a budget's plan, does not depend
+  on the machine that computed it; exports use it so runtimes see depthwise convolutions."""
+  return _depthwise_as("convolution")
+
+
+def depthwise_as_shifts():
+  """Within this block depthwise convolutions trace as shifted sums on every backend (to measure
+  that form against the convolution on a GPU: scripts/bench.py --depthwise_form shifts)."""
+  return _depthwise_as("shifts")
 
 
 def _depthwise_form() -> str:

@@ -1,0 +1,21 @@
+"""scripts/gpu/run.sh, the one script a GPU machine runs, in its --smoke mode on the CPU: the
+benchmarks (f32 and bf16) and the reproduction run end to end at tiny sizes and leave their tables
+in the output folder, so the script cannot rot between GPU sessions."""
+import os
+import subprocess
+
+from conftest import REPO_ROOT
+
+
+def test_gpu_script_smoke(tmp_path, fmnist_dir):
+  env = dict(os.environ, OUT=str(tmp_path / "out"), BENCH_TIMEOUT="400", REPRO_TIMEOUT="600")
+  proc = subprocess.run(["bash", "scripts/gpu/run.sh", "--smoke"], cwd=REPO_ROOT, env=env,
+                        capture_output=True, text=True, timeout=1500)
+  out = tmp_path / "out"
+  logs = "".join((out / f).read_text()[-1500:] for f in ("failures.txt", "repro.log")
+                 if (out / f).exists())
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:] + logs
+  for name in ("bench_smoke_f32.md", "bench_smoke_bf16.md", "fashion_mnist_h200.md"):
+    assert (out / name).exists(), name
+  assert "precision: bf16" in (out / "bench_smoke_bf16.md").read_text()
+  assert "| student |" in (out / "fashion_mnist_h200.md").read_text()
