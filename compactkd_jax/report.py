@@ -122,7 +122,10 @@ def latency_lines(results: dict) -> list[str]:
     return []
   limits = plan.get("constraints") or {plan["metric"]: {
       "limit": plan["limit"], "cost": plan["cost"], "teacher_cost": plan["teacher_cost"]}}
-  lat = limits["latency"]
+  lat = {**limits["latency"]}
+  check = plan.get("latency_check")
+  if check:  # the user's limit (the plan may have been solved under a tightened one)
+    lat["limit"] = check["limit_ms"]
   measured = {n: results["deploy"][n]["runtimes"][plan["runtime"]]["fp32"]["latency"]["median_ms"]
               for n in ("teacher", "student")}
   err = lambda predicted, got: f"{100 * (got - predicted) / predicted:+.1f}%"
@@ -130,7 +133,11 @@ def latency_lines(results: dict) -> list[str]:
           f"the table predicts the student at {lat['cost']:.4f} ms, measured "
           f"{measured['student']:.4f} ms ({err(lat['cost'], measured['student'])}); the teacher "
           f"at {lat['teacher_cost']:.4f} ms, measured {measured['teacher']:.4f} ms "
-          f"({err(lat['teacher_cost'], measured['teacher'])}). The student "
+          f"({err(lat['teacher_cost'], measured['teacher'])}). "
+          + (f"At selection the assembled student was measured {len(check['attempts'])} time(s) "
+             f"(last {check['measured_ms']:.4f} ms); the table's limit was tightened to "
+             f"{check['attempts'][-1]['scale']:.3f}x. " if check else "")
+          + "The student "
           f"{'meets' if measured['student'] <= lat['limit'] else 'does NOT meet'} the limit as "
           "measured.", ""]
 

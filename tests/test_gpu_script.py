@@ -1,5 +1,5 @@
 """scripts/gpu/run.sh, the one script a GPU machine runs, in its --smoke mode on the CPU: the
-benchmarks (f32 and bf16) and the reproduction run end to end at tiny sizes and leave their tables
+benchmark (bf16) and the reproduction run end to end at tiny sizes and leave their tables
 in the output folder, so the script cannot rot between GPU sessions."""
 import os
 import subprocess
@@ -15,7 +15,7 @@ def test_gpu_script_smoke(tmp_path, fmnist_dir):
   logs = "".join((out / f).read_text()[-1500:] for f in ("failures.txt", "repro.log")
                  if (out / f).exists())
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:] + logs
-  for name in ("bench_smoke_f32.md", "bench_smoke_bf16.md", "fashion_mnist_h200.md"):
+  for name in ("bench_smoke_bf16.md", "fashion_mnist_h200.md"):
     assert (out / name).exists(), name
   assert "precision: bf16" in (out / "bench_smoke_bf16.md").read_text()
   assert "| student |" in (out / "fashion_mnist_h200.md").read_text()

@@ -2,6 +2,8 @@
 small teacher's candidates; the table is cached (a second build measures nothing, a changed part
 is measured again); a latency budget selects through the same knapsack, and the plan's predicted
 latency is the table's sum for its choice."""
+import json
+
 import pytest
 
 pytest.importorskip("ai_edge_litert")
@@ -85,3 +87,45 @@ def test_latency_budget_below_the_fastest_plan_is_one_line(small, tmp_path, monk
   with pytest.raises(select.InfeasibleBudget, match="smallest reachable cost") as e:
     select.make_plan(latency_table.annotate(scores, table), "latency", 0.001, relative=False)
   assert "\n" not in str(e.value) and "latency" in str(e.value)
+
+
+def test_checked_plan_tightens_until_the_measured_student_fits(small, tmp_path, monkeypatch):
+  """A runtime that runs whole networks 10% slower than the table's sum: the first plan, at the
+  limit by the table, measures over it; the limit is tightened and the plan solved again until
+  the measured student fits, and every attempt is recorded."""
+  import types
+
+  import ml_collections
+
+  from compactkd_jax import student
+
+  net, variables, scores = small
+  monkeypatch.setattr(latency_table, "_time", lambda fn, shape, runtime, threads, dtype="": 0.01)
+  table = latency_table.build(net, variables, scores, SHAPE, "litert", 1,
+                              latency_table.cache_path(str(tmp_path), "litert", 1))
+  for block, menu in table["blocks"].items():  # distinct part latencies, so plans differ
+    for i, name in enumerate(sorted(menu)):
+      menu[name] = 0.0 if name == "skip" else 0.01 * (1 + i) * (1 + len(block) % 3)
+  annotated = latency_table.annotate(scores, table)
+  spec_of = {json.dumps(e["spec"], sort_keys=True): (b, c)
+             for b, menu in scores["blocks"].items() for c, e in menu.items()}
+
+  def measure(student_net, preprocess, shape, runtime, threads):
+    choice = dict(spec_of[json.dumps(b.to_json(), sort_keys=True)] for b in student_net.blocks)
+    return 1.1 * latency_table.predict(table, choice)
+  monkeypatch.setattr(latency_table, "measure_network", measure)
+  monkeypatch.setattr(student.teacher, "load", lambda ctx: (net, variables))
+  cfg = ml_collections.ConfigDict({
+      "select": dict(metric="latency", budget=0.6, relative=True, damage="mse", solver="dp",
+                     runtime="litert", constraints=dict(flops=0.0, macs=0.0, params=0.0,
+                                                        latency=0.0)),
+      "report": dict(threads=1)})
+  ctx = types.SimpleNamespace(cfg=cfg, preprocess=None,
+                              dataset=types.SimpleNamespace(image_shape=SHAPE))
+  plan = student.checked_plan(ctx, annotated, 0.6)
+  check = plan["latency_check"]
+  limit = 0.6 * annotated["teacher"]["total"]["latency"]
+  assert check["limit_ms"] == pytest.approx(limit)
+  assert check["met"] and check["measured_ms"] <= limit
+  assert len(check["attempts"]) >= 2 and check["attempts"][0]["measured_ms"] > limit
+  assert check["attempts"][-1]["scale"] < 1.0

@@ -50,16 +50,17 @@ def _random_variables(module, in_shape, seed: int = 0) -> dict:
   return jax.tree_util.tree_map_with_path(fill, abstract)
 
 
-def _time(fn, in_shape, runtime: str, threads: int) -> float:
+def _time(fn, in_shape, runtime: str, threads: int, dtype: str = "float32") -> float:
   """Median milliseconds of `fn` exported alone (fp32, batch 1) and run on `runtime`."""
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, "part.tflite")
-    files.write_bytes(path, formats.to_tflite(fn, in_shape, 1, dtype="float32"))
+    files.write_bytes(path, formats.to_tflite(fn, in_shape, 1, dtype=dtype))
     if runtime == "onnxruntime":
       formats.tflite_to_onnx(path, os.path.join(tmp, "part.onnx"))
       path = os.path.join(tmp, "part.onnx")
     run = rt.load(path, threads)
-    x = np.random.default_rng(0).normal(size=(1, *in_shape)).astype(np.float32)
+    x = (np.random.default_rng(0).integers(0, 256, (1, *in_shape)) if dtype == "uint8" else
+         np.random.default_rng(0).normal(size=(1, *in_shape))).astype(dtype)
     return measure.latency(run, x, max_seconds=_MAX_SECONDS)["median_ms"]
 
 
@@ -133,6 +134,14 @@ def annotate(scores: dict, table: dict) -> dict:
   teacher["total"][LATENCY] = (teacher["stem"][LATENCY] + teacher["head"][LATENCY]
                                + sum(m["keep"] for m in table["blocks"].values()))
   return out
+
+
+def measure_network(net: BlockNet, preprocess, image_shape, runtime: str, threads: int) -> float:
+  """Median milliseconds of the whole network as deployed (uint8 images in, normalization
+  inside, fp32, batch 1) on `runtime`; random weights: latency does not depend on their values."""
+  variables = _random_variables(net, image_shape)
+  return _time(formats.predict_fn(net, variables, preprocess), image_shape, runtime, threads,
+               dtype="uint8")
 
 
 def predict(table: dict, choice: dict) -> float:
