@@ -31,7 +31,8 @@ class Rule:
   def describe(self) -> str:
     if self.low is not None:
       bound = f"> {self.low}" if self.strict else f">= {self.low}"
-      upper = "" if self.high is None else f" and {'<=' if self.high_inclusive else '<'} {self.high}"
+      op = "<=" if self.high_inclusive else "<"
+      upper = "" if self.high is None else f" and {op} {self.high}"
       return f"finite and {bound}{upper}"
     if self.choices:
       listed = ", ".join(map(str, self.allowed()))
@@ -116,10 +117,12 @@ RULES = {
     "select.constraints.params": _num("parameter limit met together with the budget (0: none)"),
     "select.constraints.latency": _num("latency limit (ms, or a fraction of the teacher's) met "
                                        "together with the budget (0: none)"),
-    "select.runtime": Rule("runtime of the latency lookup table", choices=("onnxruntime", "litert")),
+    "select.runtime": Rule("runtime of the latency lookup table",
+                           choices=("onnxruntime", "litert")),
     "select.budgets": Rule("a budget sweep: one student per budget (empty: the single budget)"),
     "finetune.kd.temperature": _num("Hinton KD temperature", strict=True),
-    "finetune.kd.alpha": _num("weight of the KD term (1 - alpha on cross-entropy)", high=1, high_inclusive=True),
+    "finetune.kd.alpha": _num("weight of the KD term (1 - alpha on cross-entropy)", high=1,
+                              high_inclusive=True),
     "finetune.kd.hints": _num("weight of the feature hints (0: off)"),
     "baselines.kinds": Rule("baselines trained beside ours", choices=("scratch", "kd"), each=True),
     "baselines.match": Rule("equal total cost (measured wall) or equal epochs",
@@ -159,7 +162,8 @@ def check(cfg) -> None:
 def _check_value(key: str, value, rule: Rule) -> None:
   if rule.low is not None:
     if not (math.isfinite(value) and (value > rule.low if rule.strict else value >= rule.low) and
-            (rule.high is None or value < rule.high or (rule.high_inclusive and value == rule.high))):
+            (rule.high is None or value < rule.high or
+             (rule.high_inclusive and value == rule.high))):
       raise UserError(f"config.{key}={value} must be {rule.describe()}")
   elif rule.choices and rule.each:
     if not isinstance(value, (tuple, list)):

@@ -154,7 +154,8 @@ def deploy_lines(results: dict) -> list[str]:
           f"jax2tf and the LiteRT converter, ONNX (opset {s['onnx_opset']}) via tf2onnx from it; "
           "int8: full-integer post-training quantization calibrated on 256 validation images "
           "(LiteRT), ONNX Runtime static QDQ (per-channel). Every fp32 file gave the JAX logits "
-          "within 1e-4 x max(1, largest logit) on validation images; int8 within 1 point of fp32 on validation: "
+          "within 1e-4 x max(1, largest logit) on validation images; int8 within 1 point of "
+          "fp32 on validation: "
           f"{'; '.join(notes) if notes else 'yes, every file'}. Versions: "
           f"{', '.join(f'{k} {v}' for k, v in s['versions'].items() if v)}.", ""]
 
@@ -198,7 +199,8 @@ def cost_lines(results: dict) -> list[str]:
 def block_table(plan: dict) -> str:
   m = plan["metric"]
   rows = [{"block": e["block"], f"teacher {m}": _amount(m, e["teacher_cost"]),
-           "candidate": e["candidate"], m: _amount(m, e["cost"]), "nmse": f"{e['nmse']:.4f}", "hybrid acc": f"{100 * e['hybrid_accuracy']:.2f}%"}
+           "candidate": e["candidate"], m: _amount(m, e["cost"]), "nmse": f"{e['nmse']:.4f}",
+           "hybrid acc": f"{100 * e['hybrid_accuracy']:.2f}%"}
           for e in plan["blocks"]]
   return cost.format_table(rows, list(rows[0]))
 

@@ -562,7 +562,8 @@ def main(argv=None):
       f"(sequential re-runs the teacher prefix once per block per batch: "
       f"{rows[2]['flops'] / rows[3]['flops']:.2f}x the XLA FLOPs of the parallel epoch).",
       "",
-      f"Peak {'bfloat16' if args.precision == 'bf16' else 'float32'} matmul ({peak['n']}^3, best of 10): jnp.dot {peak['jax'] / 1e9:.1f} GFLOP/s, "
+      f"Peak {'bfloat16' if args.precision == 'bf16' else 'float32'} matmul ({peak['n']}^3, best "
+      f"of 10): jnp.dot {peak['jax'] / 1e9:.1f} GFLOP/s, "
       f"torch.mm {peak['torch'] / 1e9:.1f} GFLOP/s; MFU below is against the higher, "
       f"{best_peak / 1e9:.1f} GFLOP/s. FLOPs are XLA's cost analysis of the lowered JAX step "
       f"(`cost.xla_flops`: forward, backward, optimizer; in-image taps; 2 per multiply-add), "
