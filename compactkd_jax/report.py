@@ -135,7 +135,8 @@ def latency_lines(results: dict) -> list[str]:
           f"at {lat['teacher_cost']:.4f} ms, measured {measured['teacher']:.4f} ms "
           f"({err(lat['teacher_cost'], measured['teacher'])}). "
           + (f"At selection the assembled student was measured {len(check['attempts'])} time(s) "
-             f"(last {check['measured_ms']:.4f} ms); the table's limit was tightened to "
+             f"(last {check['measured_ms']:.4f} ms, accepted under the limit less "
+             f"{100 * check.get('margin', 0):.0f}%); the table's limit was tightened to "
              f"{check['attempts'][-1]['scale']:.3f}x. " if check else "")
           + "The student "
           f"{'meets' if measured['student'] <= lat['limit'] else 'does NOT meet'} the limit as "
