@@ -10,8 +10,9 @@ Block-wise distillation of the CPU menu (keep, slim_r, skip), refinement, then a
 baselines (the same student architecture from scratch, and with Hinton KD only) each train for the
 wall time that ours cost in total (distill + score + refine + fine-tune): equal total cost.
 Choices made on the validation split: results/ablation_quickstart.md.
-Measured (2026-11-30, seed 0, results/quickstart/): student 92.16% test at 48.3% of the teacher's
-MACs, KD-only 91.24%, scratch 90.36%, teacher 93.47%; 12 min 43 s alone on the 2-core CPU.
+Measured (2026-11-30, seed 0, results/quickstart/): student 92.44% test at 47.9% of the teacher's
+MACs, KD-only 91.01%, scratch 90.21%, teacher 93.47%; 15 min 40 s alone on the 2-core CPU,
+setup and deployment included.
 """
 import os
 
