@@ -4,11 +4,11 @@ from scores.json; with one metric it agrees with the one-budget DP; an infeasibl
 names the limit that cannot be met, or says that the limits conflict, with the smallest costs."""
 import itertools
 
-import ml_collections
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from compactkd_jax import config as config_lib
 from compactkd_jax import constraints, select, student
 from compactkd_jax.errors import UserError
 
@@ -139,9 +139,9 @@ def test_limits_that_conflict_are_reported_together():
 
 
 def _select_config(**constraint_values):
-  s = ml_collections.ConfigDict(dict(metric="macs", budget=0.9, relative=True, damage="mse",
-                                     solver="dp", constraints=dict(flops=0.0, macs=0.0,
-                                                                   params=0.0)))
+  """The default `select` section (so it cannot drift from the real keys), with these limits."""
+  s = config_lib.default_config().select
+  s.metric, s.budget, s.damage = "macs", 0.9, "mse"
   s.constraints.update(constraint_values)
   return s
 
