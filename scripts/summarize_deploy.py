@@ -25,19 +25,21 @@ def load(label_dir: str) -> dict:
 
 
 def speed_rows(runs) -> list[str]:
-  lines = ["| run | budget | test acc teacher / student | MAC reduction | runtime | precision | "
-           "teacher ms | student ms | speed-up | speed-up / MAC reduction |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+  lines = ["| run | budget | test acc teacher / student | student's training: wall, images | "
+           "MAC reduction | runtime | precision | teacher ms | student ms | speed-up | "
+           "speed-up / MAC reduction |", "|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in runs:
     res = r["results"]
     b, macs = res["budget"], res["compression"]["macs"]
     budget = f"{b['metric']} {100 * b['relative']:.0f}%"
     acc = f"{100 * res['teacher']['accuracy']:.2f}% / {100 * res['student']['accuracy']:.2f}%"
+    cost = f"{res['cost']['total_seconds']:.0f} s, {sum(res['cost']['images'].values()):,}"
     for runtime, entries in res["deploy"]["student"]["runtimes"].items():
       for precision, s in entries.items():
         t = res["deploy"]["teacher"]["runtimes"][runtime][precision]
         tm, sm = t["latency"]["median_ms"], s["latency"]["median_ms"]
-        lines.append(f"| {r['label']} | {budget} | {acc} | {macs:.2f}x | {runtime} | {precision} | "
+        lines.append(f"| {r['label']} | {budget} | {acc} | {cost} | {macs:.2f}x | {runtime} | "
+                     f"{precision} | "
                      f"{tm:.3f} | {sm:.3f} | {tm / sm:.2f}x | {tm / sm / macs:.2f} |")
   return lines
 
