@@ -170,3 +170,12 @@ def _check_keys(cfg, ref, prefix):
         raise UserError(f"config key {path!r} must be a number, got {value!r}")
     elif isinstance(default, str) and not isinstance(value, str):
       raise UserError(f"config key {path!r} must be a string, got {value!r}")
+
+
+def needs_latency(select_cfg) -> bool:
+  """A latency budget or limit: selection needs the runtime's lookup table."""
+  return select_cfg.metric == "latency" or select_cfg.constraints.latency > 0
+
+
+if __name__ == "__main__":  # the key reference, docs/config_keys.md
+  print(config_keys.describe_markdown(default_config()), end="")

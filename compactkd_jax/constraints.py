@@ -1,10 +1,10 @@
 """Several limits at once: one plan that meets every one of them (e.g. MACs <= 50% AND params <= 30%
 of the teacher), the multiple-choice knapsack with one capacity per metric, solved exactly as a
-0-1 integer program by scipy's `milp` (HiGHS) rather than by growing the one-budget DP in select.py.
+0-1 integer program by scipy's `milp` (HiGHS) rather than by growing the one-budget DP in knapsack.py.
 
 Variables x[b, i] in {0, 1}: block b takes candidate i. One candidate per block (sum_i x[b, i] = 1);
 per metric m, stem + head + sum_{b,i} cost_m[b, i] x[b, i] <= limit_m; minimize the summed
-predicted damage. A brute-force test and select.py's one-budget solvers check it.
+predicted damage. A brute-force test and knapsack.py's one-budget solvers check it.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import optimize
 
-from compactkd_jax import select
+from compactkd_jax import knapsack
 from compactkd_jax.errors import UserError
 
 # Rows are scaled to limit 1 and tightened by this much, so that HiGHS's feasibility tolerance
@@ -21,7 +21,7 @@ from compactkd_jax.errors import UserError
 _TIGHTEN = 1e-9
 
 
-class InfeasibleConstraints(select.InfeasibleBudget):
+class InfeasibleConstraints(knapsack.InfeasibleBudget):
   """No plan meets every limit; the message names the limits and the smallest reachable costs."""
 
 
@@ -51,7 +51,7 @@ def solve_milp(costs: Mapping[str, Sequence[np.ndarray]], damages: Sequence[np.n
     return None
   plan = [int(np.argmax(result.x[starts[b]:starts[b + 1]])) for b in range(blocks)]
   for metric, limit in limits.items():  # exact check of what the solver returned
-    if select._left_sum(c[i] for c, i in zip(costs[metric], plan)) > limit:
+    if knapsack._left_sum(c[i] for c, i in zip(costs[metric], plan)) > limit:
       return None
   return plan
 
@@ -59,10 +59,10 @@ def solve_milp(costs: Mapping[str, Sequence[np.ndarray]], damages: Sequence[np.n
 def _limits(scores: dict, wanted: Mapping[str, float], relative: bool) -> dict[str, dict]:
   out = {}
   for metric, value in wanted.items():
-    teacher = select._number(scores, ("teacher", "total", metric))
-    fixed = (select._number(scores, ("teacher", "stem", metric))
-             + select._number(scores, ("teacher", "head", metric)))
-    limit = select._limit(value, relative, teacher, metric)
+    teacher = knapsack._number(scores, ("teacher", "total", metric))
+    fixed = (knapsack._number(scores, ("teacher", "stem", metric))
+             + knapsack._number(scores, ("teacher", "head", metric)))
+    limit = knapsack._limit(value, relative, teacher, metric)
     out[metric] = {"limit": limit, "teacher_cost": teacher, "fixed": fixed}
   return out
 
@@ -74,20 +74,20 @@ def make_plan(scores: dict, limits: Mapping[str, float], relative: bool,
   if not limits:
     raise UserError("no constraints given; set at least one of config.select.constraints")
   for metric in limits:
-    select._check_name("metric", metric, select.METRICS)
-  select._check_name("damage", damage, select.DAMAGES)
-  order = select._block_order(scores)
+    knapsack._check_name("metric", metric, knapsack.METRICS)
+  knapsack._check_name("damage", damage, knapsack.DAMAGES)
+  order = knapsack._block_order(scores)
   info = _limits(scores, limits, relative)
-  menus = {m: select._menus(scores, order, m, damage) for m in info}
+  menus = {m: knapsack._menus(scores, order, m, damage) for m in info}
   names, _, damages = next(iter(menus.values()))
   costs = {m: menus[m][1] for m in info}
-  slack = {m: info[m]["limit"] - info[m]["fixed"] + select._PLAN_RTOL * info[m]["teacher_cost"]
+  slack = {m: info[m]["limit"] - info[m]["fixed"] + knapsack._PLAN_RTOL * info[m]["teacher_cost"]
            for m in info}
   plan = solve_milp(costs, damages, slack)
   if plan is None:
     raise _infeasible(info, costs)
   metric = next(iter(info))
-  cost_of = lambda m: info[m]["fixed"] + select._plan_cost(costs[m], plan)
+  cost_of = lambda m: info[m]["fixed"] + knapsack._plan_cost(costs[m], plan)
   return {
       "metric": metric, "limit": info[metric]["limit"],
       "teacher_cost": info[metric]["teacher_cost"],
@@ -97,18 +97,18 @@ def make_plan(scores: dict, limits: Mapping[str, float], relative: bool,
                           "teacher_cost": info[m]["teacher_cost"]} for m in info},
       "choice": {block: menu[i] for block, menu, i in zip(order, names, plan)},
       "cost": cost_of(metric),
-      "predicted_damage": select._left_sum(d[i] for d, i in zip(damages, plan)),
-      "blocks": select._block_entries(scores, order, names, costs[metric], plan, metric),
+      "predicted_damage": knapsack._left_sum(d[i] for d, i in zip(damages, plan)),
+      "blocks": knapsack._block_entries(scores, order, names, costs[metric], plan, metric),
   }
 
 
 def _infeasible(info: dict, costs: dict) -> InfeasibleConstraints:
   """Names each limit below its own smallest reachable cost; when each alone is reachable, says
   that they conflict and gives every smallest reachable cost."""
-  smallest = {m: info[m]["fixed"] + select.min_total_cost(costs[m]) for m in info}
+  smallest = {m: info[m]["fixed"] + knapsack.min_total_cost(costs[m]) for m in info}
   describe = lambda m: (f"{m} <= {info[m]['limit']:.6g} (smallest reachable {smallest[m]:.6g}, "
                         f"{100 * smallest[m] / info[m]['teacher_cost']:.1f}% of the teacher)")
-  alone = [m for m in info if smallest[m] > info[m]["limit"] * (1 + select._PLAN_RTOL)]
+  alone = [m for m in info if smallest[m] > info[m]["limit"] * (1 + knapsack._PLAN_RTOL)]
   if alone:
     return InfeasibleConstraints(f"constraint {'; '.join(describe(m) for m in alone)} cannot be "
                                  "met; raise it in config.select.constraints")

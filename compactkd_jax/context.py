@@ -44,6 +44,10 @@ class RunContext:
   def path(self, *parts: str) -> str:
     return os.path.join(self.workdir, *parts)
 
+  def checkpoint_dir(self, loop: str) -> str:
+    """Where the training loop named `loop` keeps its checkpoints (resume)."""
+    return self.path("checkpoints", loop)
+
   def read_json(self, *parts: str) -> dict | None:
     return _read_json(self.path(*parts))
 

@@ -13,6 +13,7 @@ import time
 import jax
 import jax.numpy as jnp
 
+from compactkd_jax import workdir
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
 
@@ -22,12 +23,12 @@ CALIBRATION_STEPS = 10
 
 def ours(ctx: RunContext) -> dict:
   """Wall seconds and images of every phase that made our student (the sweep's shared distill)."""
-  distill = ctx.read_shared_json("distill", "result.json")
-  finetune = ctx.read_json("finetune", "result.json")
+  distill = workdir.read_result(ctx, "distill")
+  finetune = workdir.read_result(ctx, "finetune")
   if distill is None or finetune is None:
     raise UserError("equal-cost baselines need the distill and finetune phases finished first "
                     "(or set config.baselines.match='epochs')")
-  refine = ctx.read_json("refine", "result.json") or {}
+  refine = workdir.read_result(ctx, "refine") or {}
   seconds = {
       # Workdirs of older versions have only the phase's wall time.
       "distill": distill.get("train_seconds", distill.get("wall_seconds", 0.0)),

@@ -1,4 +1,4 @@
-"""The exported student: orbax checkpoint + `student.json` (the spec that rebuilds it) + a
+"""The exported student: orbax checkpoint + `model.json` (the spec that rebuilds it) + a
 serialized `jax.export` artifact of `predict(uint8 images) -> logits` with a symbolic batch size.
 `load_student(path)` brings back a `Student` that predicts like the trained one."""
 import dataclasses
@@ -13,7 +13,6 @@ from compactkd_jax import artifacts, files
 from compactkd_jax.errors import UserError
 from compactkd_jax.models.net import BlockNet
 
-SPEC_NAME = "student.json"
 EXPORT_NAME = "student.jax_export"
 
 
@@ -54,8 +53,7 @@ def _predict(variables, images, *, net, preprocess):
 def export(directory: str, net: BlockNet, variables: dict, image_shape, num_classes: int,
            preprocess, extra: dict | None = None) -> dict:
   """Writes the three artifacts into `directory`; returns their paths."""
-  spec = artifacts.save_model(directory, net, variables, image_shape, num_classes, preprocess, extra)
-  files.write_json(os.path.join(directory, SPEC_NAME), spec)
+  artifacts.save_model(directory, net, variables, image_shape, num_classes, preprocess, extra)
   host_vars = jax.device_get(variables)
   predict = jax.jit(lambda x: net.apply(host_vars, preprocess(x))[0])
   batch = jax.export.symbolic_shape("b")[0]
@@ -63,7 +61,7 @@ def export(directory: str, net: BlockNet, variables: dict, image_shape, num_clas
       jax.ShapeDtypeStruct((batch, *image_shape), jnp.uint8))
   files.write_bytes(os.path.join(directory, EXPORT_NAME), bytes(exported.serialize()))
   return {"checkpoint": os.path.join(directory, artifacts.VARIABLES_DIR),
-          "spec": os.path.join(directory, SPEC_NAME),
+          "spec": os.path.join(directory, artifacts.SPEC_FILE),
           "jax_export": os.path.join(directory, EXPORT_NAME)}
 
 

@@ -20,7 +20,7 @@ from compactkd_jax.errors import UserError
 from compactkd_jax.models import zoo
 from compactkd_jax.models.net import BlockNet
 
-TEACHER_DIR = "teacher"  # a workdir's teacher folder (teacher.TEACHER_DIR; not imported: no TF)
+TEACHER_DIR = "teacher"  # a workdir's teacher folder (workdir.TEACHER; not imported: no TF)
 
 
 def find_teacher(path: str) -> str:

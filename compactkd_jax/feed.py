@@ -14,7 +14,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from compactkd_jax.data import Split
 from compactkd_jax.errors import UserError
 
 DATA_AXIS = "data"
@@ -70,7 +69,7 @@ class DeviceSplit:
   shards_per_process: int
 
   @classmethod
-  def create(cls, split: Split, mesh: Mesh, num_shards: int = 1) -> "DeviceSplit":
+  def create(cls, split, mesh: Mesh, num_shards: int = 1) -> "DeviceSplit":
     processes = jax.process_count()
     if num_shards < 1 or num_shards % processes:
       raise UserError(f"config.data.shards={num_shards} must be a positive multiple of the number "
@@ -192,7 +191,7 @@ class Preprocess:
   flip: bool = False
 
   @classmethod
-  def from_split(cls, split: Split, crop_padding: int, flip: bool) -> "Preprocess":
+  def from_split(cls, split, crop_padding: int, flip: bool) -> "Preprocess":
     x = split.images.astype(np.float64) / 255.0
     mean = x.mean(axis=(0, 1, 2))
     std = x.std(axis=(0, 1, 2))

@@ -17,18 +17,12 @@ from absl import logging
 
 from compactkd_jax import config as config_lib
 from compactkd_jax import config_keys
-from compactkd_jax import (data, distill_phase, feed, files, finetune, refine, report, student,
-                           sweep, teacher, tensorboard_writer)
+from compactkd_jax import data, feed, files, sweep, tensorboard_writer
+from compactkd_jax import workdir as workdir_lib
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
-
-# Explicit registry: phase name -> function(ctx) -> result dict.
-PHASE_FUNCTIONS = {
-    "teacher": teacher.run, "distill": distill_phase.run, "select": student.run_select,
-    "refine": refine.run, "finetune": finetune.run_finetune, "baselines": finetune.run_baselines,
-    "report": report.run}
-# Phases every budget of a sweep shares; the others run once per budget.
-SHARED_PHASES = ("teacher", "distill")
+from compactkd_jax.phases import REGISTRY
+from compactkd_jax.phases import select as select_phase
 
 
 def check_workdir(cfg, workdir: str) -> dict | None:
@@ -75,10 +69,10 @@ def _may_change(key: str, workdir: str) -> bool:
   section = key.split(".")[0]
   if key == "phases":
     return True
-  if section not in PHASE_FUNCTIONS:
+  if section not in REGISTRY:
     return False
-  finished = bool(glob.glob(os.path.join(workdir, section, "result.json")) or glob.glob(
-      os.path.join(workdir, sweep.FOLDER_PREFIX + "*", section, "result.json")))
+  finished = bool(glob.glob(os.path.join(workdir, section, workdir_lib.RESULT)) or glob.glob(
+      os.path.join(workdir, sweep.FOLDER_PREFIX + "*", section, workdir_lib.RESULT)))
   return not _started(workdir, section) or (".train." in key and not finished)
 
 
@@ -87,7 +81,7 @@ def _started(workdir: str, phase: str) -> bool:
   (checkpoints/teacher/<step>, checkpoints/refine_<block>/<step>, checkpoints/baseline_<kind>/
   <step>, ...). Empty folders, left by a run that failed before computing anything, do not count:
   the corrected command must be accepted."""
-  prefix = "baseline" if phase == "baselines" else phase
+  prefix = workdir_lib.checkpoint_prefix(phase)
   roots = [workdir, *glob.glob(os.path.join(workdir, sweep.FOLDER_PREFIX + "*"))]
   steps = lambda root: [s for c in glob.glob(os.path.join(root, "checkpoints", prefix + "*"))
                         for s in os.listdir(c) if s.isdigit()]
@@ -131,7 +125,7 @@ def make_context(cfg, workdir: str) -> RunContext:
   feed.check_batch_size(cfg.data.eval_batch_size, mesh, "config.data.eval_batch_size", shards)
   preprocess = feed.Preprocess.from_split(dataset.train, cfg.data.crop_padding, cfg.data.flip)
   if cfg.teacher.checkpoint:  # a loaded teacher keeps the normalization it was trained with
-    preprocess = teacher.saved_preprocess(cfg.teacher.checkpoint, preprocess)
+    preprocess = workdir_lib.saved_preprocess(cfg.teacher.checkpoint, preprocess)
   splits = {name: feed.DeviceSplit.create(getattr(dataset, name), mesh, shards)
             for name in ("train", "validation", "test")}
   logging.info("data: %d train / %d validation / %d test images of shape %s, %d classes; "
@@ -167,7 +161,7 @@ def run(cfg, workdir: str) -> dict:
   """Runs every configured phase; returns {phase: result}."""
   config_lib.validate(cfg)
   wanted = (*(cfg.report.runtimes if "report" in cfg.phases else ()),
-            *((cfg.select.runtime,) if student.needs_latency(cfg.select) else ()))
+            *((cfg.select.runtime,) if config_lib.needs_latency(cfg.select) else ()))
   if wanted:  # before hours of training, not after
     from compactkd_jax.deploy import runtimes
     runtimes.require(wanted)
@@ -188,10 +182,10 @@ def run(cfg, workdir: str) -> dict:
 def _run_sweep(ctx: RunContext) -> dict:
   """Shared phases once, the others per budget, then the sweep's summary."""
   cfg = ctx.cfg
-  results = {p: _run_phase(ctx, p) for p in cfg.phases if p in SHARED_PHASES}
-  per_budget = [p for p in cfg.phases if p not in SHARED_PHASES]
+  results = {p: _run_phase(ctx, p) for p in cfg.phases if p in workdir_lib.SHARED_PHASES}
+  per_budget = [p for p in cfg.phases if p not in workdir_lib.SHARED_PHASES]
   if "select" in per_budget:  # an unreachable budget stops the sweep before any budget runs
-    student.check_budgets(ctx, cfg.select.budgets)
+    select_phase.check_budgets(ctx, cfg.select.budgets)
   folders = []
   for budget in cfg.select.budgets:
     folder = sweep.folder_name(cfg.select.metric, budget)
@@ -213,8 +207,7 @@ INPUTS_KEY = "inputs_digest"
 def _inputs_digest(ctx: RunContext, phase: str) -> str:
   digest = hashlib.sha256()
   for earlier in config_lib.PHASES[:config_lib.PHASES.index(phase)]:
-    read = ctx.read_shared_json if earlier in SHARED_PHASES else ctx.read_json
-    result = read(earlier, "result.json")
+    result = workdir_lib.read_result(ctx, earlier)
     if result is not None:
       digest.update(f"{earlier}:{json.dumps(result, sort_keys=True)}\n".encode())
   return digest.hexdigest()[:16]
@@ -224,15 +217,14 @@ def _outputs_from(ctx: RunContext, phase: str) -> list[str]:
   """The folders and training checkpoints of `phase` and every later phase, as they are on disk."""
   out = []
   for p in config_lib.PHASES[config_lib.PHASES.index(phase):]:
-    prefix = "baseline" if p == "baselines" else p
     out += [ctx.path(p)] if os.path.exists(ctx.path(p)) else []
-    out += sorted(glob.glob(ctx.path("checkpoints", prefix + "*")))
+    out += sorted(glob.glob(ctx.checkpoint_dir(workdir_lib.checkpoint_prefix(p) + "*")))
   return out
 
 
 def _run_phase(ctx: RunContext, phase: str) -> dict:
   inputs = _inputs_digest(ctx, phase)
-  done = ctx.read_json(phase, "result.json")
+  done = ctx.read_json(phase, workdir_lib.RESULT)
   if done is not None:
     if done.get(INPUTS_KEY, inputs) != inputs:  # results of older versions carry no digest
       stale = _outputs_from(ctx, phase)
@@ -242,10 +234,10 @@ def _run_phase(ctx: RunContext, phase: str) -> dict:
     logging.info("[%s] already done, skipping (delete %s to redo it)", phase, ctx.path(phase))
     return done
   start = time.perf_counter()
-  result = PHASE_FUNCTIONS[phase](ctx)
+  result = REGISTRY[phase](ctx)
   result.setdefault("wall_seconds", time.perf_counter() - start)
   result[INPUTS_KEY] = inputs
-  ctx.write_json(result, phase, "result.json")
+  ctx.write_json(result, phase, workdir_lib.RESULT)
   files.barrier(f"{phase} done")  # later phases of every process read what this one wrote
   logging.info("[%s] done: %s", phase, {k: v for k, v in result.items()
                                         if isinstance(v, (int, float, str))})

@@ -1,14 +1,18 @@
-"""Classification steps: cross-entropy with optional Hinton KD from a frozen teacher, and masked
-evaluation that counts every example exactly once. Used by the teacher, fine-tune and baselines.
+"""Supervised training: the classification step (cross-entropy with optional Hinton KD and feature
+hints from a frozen teacher), masked evaluation that counts every example exactly once, and the
+runner that trains a network with them through the one loop and saves it. Used by the teacher,
+fine-tune and baseline phases.
 """
 import functools
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from compactkd_jax import feed
+from compactkd_jax import artifacts, feed, seeds, train
 from compactkd_jax import precision as precision_lib
+from compactkd_jax.context import RunContext
 from compactkd_jax.losses import cross_entropy, hinton_kd, normalized_mse
 from compactkd_jax.models.net import BlockNet
 
@@ -99,3 +103,58 @@ def init_variables(net: BlockNet, image_shape, seed: int) -> dict:
   # One compiled init instead of hundreds of tiny op-by-op random programs (seconds on CPU).
   variables = jax.jit(net.init)(jax.random.key(seed), np.zeros((1, *image_shape), np.float32))
   return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
+
+
+def supervised_step(ctx: RunContext, net: BlockNet, tcfg, stream: str, teacher_net=None,
+                    teacher_vars=None, kd=None):
+  """(step_fn, batch_fn) of CE (and KD when `kd` is given) training of `net` for the one loop; the
+  batch order and augmentation come from the named random stream `stream` (seeds.py)."""
+  seed = seeds.of(ctx.cfg.seed, stream)
+  train_split = ctx.splits["train"]
+  step = make_classify_step(
+      net, ctx.preprocess, ctx.mesh, jax.random.key(seed), train_split.images, train_split.labels,
+      teacher_net=teacher_net, teacher_vars=teacher_vars,
+      kd_temperature=kd.temperature if kd else 1.0, kd_alpha=kd.alpha if kd else 0.0,
+      hint_beta=kd.get("hints", 0.0) if kd else 0.0, precision=tcfg.precision)
+  batch_fn = lambda s: feed.put_global(train_split.train_batch(tcfg.batch_size, seed, s),
+                                       feed.sharded(ctx.mesh))
+  return step, batch_fn
+
+
+def run_supervised(ctx: RunContext, name: str, net: BlockNet, state, tcfg, total: int,
+                   section: str, stream: str, teacher_net=None, teacher_vars=None, kd=None):
+  """Trains `net` from `state` for `total` steps through the one loop (resumable, checkpoints in
+  `ctx.checkpoint_dir(name)`); `section` names the config section in hints."""
+  step, batch_fn = supervised_step(ctx, net, tcfg, stream, teacher_net, teacher_vars, kd)
+  eval_fn = lambda st: evaluate(net, variables_of(st), ctx.splits["validation"], ctx.preprocess,
+                                ctx.mesh, ctx.cfg.data.eval_batch_size)
+  loop = train.LoopConfig(name=name, total_steps=total, step_fn=step, batch_fn=batch_fn,
+                          checkpoint_dir=ctx.checkpoint_dir(name), log_every=tcfg.log_every_steps,
+                          checkpoint_every=tcfg.checkpoint_every_steps,
+                          eval_every=tcfg.eval_every_steps, eval_fn=eval_fn,
+                          lr_hint=f"config.{section}.train.learning_rate", writer=ctx.writer)
+  return train.run_loop(loop, state)
+
+
+def train_and_save(ctx: RunContext, folder: str, net: BlockNet, variables: dict, section: str,
+                   stream: str, teacher_net=None, teacher_vars=None, kd=None,
+                   total: int | None = None, extra: dict | None = None) -> dict:
+  """Trains `net` from `variables` with config `<section>.train` (for `total` steps, default its
+  epochs), saves it to `<workdir>/<folder>/`; returns steps, images, epochs, validation and test
+  accuracy and the wall time."""
+  start = time.perf_counter()
+  tcfg = ctx.cfg[section].train
+  feed.check_batch_size(tcfg.batch_size, ctx.mesh, f"config.{section}.train.batch_size")
+  total = total or train.num_steps(tcfg, ctx.splits["train"].size)
+  state = feed.replicate(train.create_state(variables, tcfg, total), ctx.mesh)
+  state = run_supervised(ctx, folder, net, state, tcfg, total, section, stream, teacher_net,
+                         teacher_vars, kd)
+  final = variables_of(state)
+  artifacts.save_model(ctx.path(folder), net, final, ctx.dataset.image_shape,
+                       ctx.dataset.num_classes, ctx.preprocess, extra)
+  ev = lambda split: evaluate(net, final, ctx.splits[split], ctx.preprocess, ctx.mesh,
+                              ctx.cfg.data.eval_batch_size)["accuracy"]
+  return {"steps": total, "images": total * tcfg.batch_size,
+          "epochs": total * tcfg.batch_size / ctx.splits["train"].size,
+          "val_accuracy": ev("validation"), "test_accuracy": ev("test"),
+          "train_seconds": time.perf_counter() - start}

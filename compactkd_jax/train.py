@@ -49,7 +49,7 @@ def create_state(variables: dict, tcfg, total_steps: int, apply_fn=None) -> Trai
 
 
 @dataclasses.dataclass
-class LoopSpec:
+class LoopConfig:
   """What the loop needs from a phase."""
   name: str
   total_steps: int
@@ -112,7 +112,7 @@ def summarize(pending: list[dict]) -> dict[str, float]:
   return {fields[f]: float(v) for f, v in computed.items()}
 
 
-def run_loop(spec: LoopSpec, state: TrainState) -> TrainState:
+def run_loop(spec: LoopConfig, state: TrainState) -> TrainState:
   """Runs spec.step_fn from the last checkpoint to spec.total_steps; returns the final state."""
   manager = checkpoint_manager(spec.checkpoint_dir)
   state = restore_latest(manager, state, spec.name)
@@ -152,7 +152,7 @@ def run_loop(spec: LoopSpec, state: TrainState) -> TrainState:
   return state
 
 
-def _log_progress(spec: LoopSpec, done: int, summary: dict, rate: float) -> None:
+def _log_progress(spec: LoopConfig, done: int, summary: dict, rate: float) -> None:
   eta = (spec.total_steps - done) / max(rate, 1e-9)
   shown = {k: v for k, v in summary.items() if "/" not in k} or summary
   text = " ".join(f"{k}={v:.4g}" for k, v in list(shown.items())[:6])

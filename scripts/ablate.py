@@ -23,8 +23,8 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UP_TO_FINETUNE = "--config.phases=('teacher','distill','select','refine','finetune')"
 # Files and folders of each phase, to fork a workdir after it.
-PHASE_FILES = {"teacher": ["teacher"], "distill": ["distill", "scores.json", "checkpoints/distill*"],
-               "select": ["select", "plan.json"], "refine": ["refine", "checkpoints/refine_*"]}
+PHASE_FILES = {"teacher": ["teacher"], "distill": ["distill", "checkpoints/distill*"],
+               "select": ["select"], "refine": ["refine", "checkpoints/refine_*"]}
 ORDER = ("teacher", "distill", "select", "refine")
 
 

@@ -40,7 +40,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from compactkd_jax import config as config_lib  # noqa: E402
-from compactkd_jax import cost, data, distill, feed, supervised, train  # noqa: E402
+from compactkd_jax import blockwise as distill, cost, data, feed, supervised, train  # noqa: E402
 from compactkd_jax.models import get_model, layers, zoo  # noqa: E402
 
 sys.path.insert(0, os.path.join(REPO, "scripts"))
@@ -351,7 +351,7 @@ def _compiled(args, row, losses, what, make_timed):
 
 def bench_distill(args, net, teacher_vars, batches, mesh, device, sync):
   """(b) and (c)."""
-  plan = distill.plan_blocks(net, args.image_shape, args.candidates)
+  plan = distill.distill_setup(net, args.image_shape, args.candidates)
   n_cands = sum(len(c) for _, c in plan.menus)
   dcfg = config_lib.default_config().distill.train
   cand_vars = distill.init_candidates(plan, seed=0)
@@ -363,7 +363,7 @@ def bench_distill(args, net, teacher_vars, batches, mesh, device, sync):
   copy = lambda tree: jax.tree.map(jnp.copy, tree)
   key = jax.random.key(1)
   ds = batches.device_split
-  step_fn = lambda sub, last: functools.partial(distill.distill_step, plan=sub,
+  step_fn = lambda sub, last: functools.partial(distill.distill_step, setup=sub,
                                                 preprocess=batches.preprocess, mesh=mesh,
                                                 last_block=last, precision=args.precision)
   make = lambda sub, last: distill.make_distill_step(sub, batches.preprocess, mesh, key, ds.images,

@@ -61,6 +61,12 @@ def log(msg: str) -> None:
   print(f"[peer_pruning] {msg}", flush=True)
 
 
+def read_plan(budget_dir: str) -> dict:
+  """The budget's plan (select/plan.json; workdirs of older versions kept it at the top)."""
+  path = os.path.join(budget_dir, "select", "plan.json")
+  return read_json(path if os.path.exists(path) else os.path.join(budget_dir, "plan.json"))
+
+
 def budget_dirs(workdir: str, only: list[str]) -> list[str]:
   """Each budget's folder of a sweep (those in `only`, when given), or the run itself; each with a
   finished report."""
@@ -191,7 +197,7 @@ def run(args) -> None:
   dirs = budget_dirs(args.workdir, [b for b in args.budgets.split(",") if b])
   teacher, description = export_teacher(args.workdir, cfg)
   shape = tuple(description["image_shape"])
-  limits = {d: read_json(os.path.join(d, "plan.json"))["limit"] for d in dirs}
+  limits = {d: read_plan(d)["limit"] for d in dirs}
   pruned = {}
   for d in dirs:  # every budget and variant first: an unreachable one stops before any training
     for v in variants:

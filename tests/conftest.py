@@ -122,7 +122,7 @@ def pipeline_outcome(workdir: str):
   import jax
   import numpy as np
   from compactkd_jax import artifacts
-  with open(os.path.join(workdir, "plan.json")) as f:
+  with open(os.path.join(workdir, "select", "plan.json")) as f:
     plan = json.load(f)
   with open(os.path.join(workdir, "results.json")) as f:
     res = json.load(f)

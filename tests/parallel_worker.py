@@ -30,7 +30,8 @@ if mode == "process":
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(f"127.0.0.1:{port}", num_processes, process_id)
 
-from compactkd_jax import config as config_lib, distill, feed, pipeline, supervised, teacher, train  # noqa: E402,E501
+from compactkd_jax import config as config_lib, blockwise as distill, feed, pipeline, supervised, train  # noqa: E402,E501
+from compactkd_jax.phases import teacher  # noqa: E402
 
 STEPS, BATCH = 3, 32
 
@@ -76,7 +77,7 @@ def main():
   teacher_vars = supervised.variables_of(state)
   out.update({f"teacher{k}": v for k, v in flat(teacher_vars).items()})
 
-  plan = distill.plan_blocks(net, ctx.dataset.image_shape, ("keep", "slim_0.5", "skip"))
+  plan = distill.distill_setup(net, ctx.dataset.image_shape, ("keep", "slim_0.5", "skip"))
   state = feed.replicate(train.create_state(distill.init_candidates(plan, 0), cfg.distill.train, STEPS),
                          ctx.mesh)
   step = distill.make_distill_step(plan, ctx.preprocess, ctx.mesh, key, tr.images, tr.labels,

@@ -92,7 +92,7 @@ def test_key_reference_is_current():
   with open(os.path.join(REPO_ROOT, "docs", "config_keys.md")) as f:
     committed = f.read()
   assert committed == config_keys.describe_markdown(config_lib.default_config()), (
-      "docs/config_keys.md is stale: python -m compactkd_jax.config_keys > docs/config_keys.md")
+      "docs/config_keys.md is stale: python -m compactkd_jax.config > docs/config_keys.md")
 
 
 @pytest.mark.parametrize("key, value, needle", [

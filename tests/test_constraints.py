@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from compactkd_jax import config as config_lib
-from compactkd_jax import constraints, select, student
+from compactkd_jax import constraints, knapsack
+from compactkd_jax.phases import select as select_phase
 from compactkd_jax.errors import UserError
 
 METRICS = ("flops", "macs", "params")
@@ -61,9 +62,9 @@ def test_one_metric_agrees_with_the_dp(instance):
   metric = next(iter(limits))
   plan = constraints.solve_milp({metric: costs[metric]}, damages, {metric: limits[metric]})
   try:
-    dp = select.solve_dp(costs[metric], damages, limits[metric],
+    dp = knapsack.solve_dp(costs[metric], damages, limits[metric],
                          num_bins=max(1, int(limits[metric])))
-  except select.InfeasibleBudget:
+  except knapsack.InfeasibleBudget:
     assert plan is None
     return
   assert sum(d[i] for d, i in zip(damages, plan)) == pytest.approx(
@@ -151,12 +152,12 @@ def test_budget_and_constraints_meet_together():
   brute force picks; without constraints the one-budget DP answers."""
   scores = _scores([[(40, 20, 10, 0), (10, 5, 9, 0.1), (40, 19, 2, 0.05)],
                     [(40, 20, 10, 0), (20, 2, 9, 0.1), (30, 18, 3, 0.02)]])
-  plan = student.make_plan(scores, _select_config(params=0.5), 0.95)
+  plan = select_phase.make_plan(scores, _select_config(params=0.5), 0.95)
   assert plan["solver"] == "milp" and set(plan["constraints"]) == {"macs", "params"}
   assert plan["constraints"]["params"]["cost"] <= plan["constraints"]["params"]["limit"]
   assert plan["choice"] == {"block0": "c2", "block1": "c2"}
-  assert student.make_plan(scores, _select_config(), 0.9)["solver"] == "dp"
+  assert select_phase.make_plan(scores, _select_config(), 0.9)["solver"] == "dp"
   with pytest.raises(UserError, match="answers one budget only"):
     s = _select_config(params=0.5)
     s.solver = "greedy"
-    student.make_plan(scores, s, 0.9)
+    select_phase.make_plan(scores, s, 0.9)

@@ -11,7 +11,7 @@ pytest.importorskip("ai_edge_litert")
 import jax
 import numpy as np
 
-from compactkd_jax import cost, select
+from compactkd_jax import cost, knapsack
 from compactkd_jax.deploy import latency_table
 from compactkd_jax.models import candidates, get_model
 
@@ -55,7 +55,7 @@ def test_real_table_on_litert(small, tmp_path):
   skip = sum(m.get("skip", m["keep"]) for m in table["blocks"].values())
   assert keep > skip
   annotated = latency_table.annotate(scores, table)
-  plan = select.make_plan(annotated, "latency", 0.6, relative=True, damage="mse")
+  plan = knapsack.make_plan(annotated, "latency", 0.6, relative=True, damage="mse")
   assert plan["cost"] == pytest.approx(latency_table.predict(table, plan["choice"]), rel=1e-9)
   assert plan["cost"] <= 0.6 * annotated["teacher"]["total"]["latency"] * (1 + 1e-9)
   assert annotated["teacher"]["total"]["latency"] == pytest.approx(
@@ -84,8 +84,8 @@ def test_latency_budget_below_the_fastest_plan_is_one_line(small, tmp_path, monk
   monkeypatch.setattr(latency_table, "_time", lambda fn, shape, runtime, threads: 0.01)
   table = latency_table.build(net, variables, scores, SHAPE, "litert", 1,
                               latency_table.cache_path(str(tmp_path), "litert", 1))
-  with pytest.raises(select.InfeasibleBudget, match="smallest reachable cost") as e:
-    select.make_plan(latency_table.annotate(scores, table), "latency", 0.001, relative=False)
+  with pytest.raises(knapsack.InfeasibleBudget, match="smallest reachable cost") as e:
+    knapsack.make_plan(latency_table.annotate(scores, table), "latency", 0.001, relative=False)
   assert "\n" not in str(e.value) and "latency" in str(e.value)
 
 
@@ -97,7 +97,7 @@ def test_checked_plan_tightens_until_the_measured_student_fits(small, tmp_path, 
 
   import ml_collections
 
-  from compactkd_jax import student
+  from compactkd_jax.phases import select as select_phase
 
   net, variables, scores = small
   monkeypatch.setattr(latency_table, "_time", lambda fn, shape, runtime, threads, dtype="": 0.01)
@@ -114,7 +114,7 @@ def test_checked_plan_tightens_until_the_measured_student_fits(small, tmp_path, 
     choice = dict(spec_of[json.dumps(b.to_json(), sort_keys=True)] for b in student_net.blocks)
     return 1.1 * latency_table.predict(table, choice)
   monkeypatch.setattr(latency_table, "measure_network", measure)
-  monkeypatch.setattr(student.teacher, "load", lambda ctx: (net, variables))
+  monkeypatch.setattr(select_phase.workdir, "load_teacher", lambda ctx: (net, variables))
   cfg = ml_collections.ConfigDict({
       "select": dict(metric="latency", budget=0.6, relative=True, damage="mse", solver="dp",
                      runtime="litert", constraints=dict(flops=0.0, macs=0.0, params=0.0,
@@ -122,7 +122,7 @@ def test_checked_plan_tightens_until_the_measured_student_fits(small, tmp_path, 
       "report": dict(threads=1)})
   ctx = types.SimpleNamespace(cfg=cfg, preprocess=None,
                               dataset=types.SimpleNamespace(image_shape=SHAPE))
-  plan = student.checked_plan(ctx, annotated, 0.6)
+  plan = select_phase.checked_plan(ctx, annotated, 0.6)
   check = plan["latency_check"]
   limit = 0.6 * annotated["teacher"]["total"]["latency"]
   assert check["limit_ms"] == pytest.approx(limit)

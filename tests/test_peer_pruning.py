@@ -94,9 +94,9 @@ def _fake_finished_workdir(path, limit: float) -> str:
   """What peer_pruning reads of a finished run: config.json, one budget's plan and results."""
   cfg = make_tiny_config()
   cfg.teacher.checkpoint = TEACHER
-  os.makedirs(path / "budget_macs_0.01")
+  os.makedirs(path / "budget_macs_0.01" / "select")
   (path / "config.json").write_text(cfg.to_json())
-  (path / "budget_macs_0.01" / "plan.json").write_text(json.dumps({"limit": limit}))
+  (path / "budget_macs_0.01" / "select" / "plan.json").write_text(json.dumps({"limit": limit}))
   (path / "budget_macs_0.01" / "results.json").write_text("{}")
   return str(path)
 

@@ -3,14 +3,19 @@ export exist, and the exported student (orbax + spec, and jax.export) predicts l
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 
 import compactkd_jax
 from compactkd_jax import artifacts, export, pipeline
+from compactkd_jax import workdir as workdir_lib
+from compactkd_jax.context import RunContext
 from conftest import make_tiny_config
 
 ALL_PHASES = ("teacher", "distill", "select", "refine", "finetune", "baselines", "report")
+# The list's order is the run order (config_keys.PHASES); a new phase must be added here too.
+assert ALL_PHASES == tuple(pipeline.config_lib.PHASES)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +39,9 @@ def finished_run(tmp_path_factory, request):
 def test_every_phase_ran_and_wrote_its_files(finished_run):
   _, workdir, results = finished_run
   assert set(results) == set(ALL_PHASES)
-  for name in ("scores.json", "plan.json", "results.json", "report.md", "tradeoff.png",
-               "export/student.json", "export/student.jax_export", "export/variables"):
+  for name in ("distill/scores.json", "select/plan.json", "select/chosen", "results.json",
+               "report.md", "tradeoff.png", "export/model.json", "export/student.jax_export",
+               "export/variables"):
     assert os.path.exists(os.path.join(workdir, name)), name
   with open(os.path.join(workdir, "results.json")) as f:
     res = json.load(f)
@@ -99,7 +105,7 @@ def test_exported_student_predicts_like_the_trained_one(finished_run, small_data
   np.testing.assert_allclose(np.asarray(student.predict(images)), reference, atol=1e-5, rtol=1e-5)
   exported = export.load_exported(os.path.join(workdir, "export"))
   np.testing.assert_allclose(np.asarray(exported.call(images)), reference, atol=1e-5, rtol=1e-5)
-  with open(os.path.join(workdir, "export", "student.json")) as f:
+  with open(os.path.join(workdir, "export", "model.json")) as f:
     assert json.load(f)["architecture"] == net.to_json()
 
 
@@ -118,3 +124,22 @@ def test_a_different_config_is_refused(finished_run):
   other.select.budget = 0.3
   with pytest.raises(UserError, match="different config"):
     pipeline.run(other, workdir)
+
+
+def test_select_saved_exactly_the_chosen_candidates(finished_run):
+  """Assembly restores select/chosen/, which holds the plan's candidates as they were distilled
+  (compared with distill/candidates/, every candidate) and nothing else."""
+  cfg, workdir, _ = finished_run
+  ctx = RunContext(cfg, workdir, None, None, None, {})
+  plan = workdir_lib.load_plan(ctx)
+  chosen, every = workdir_lib.load_chosen(ctx, plan), workdir_lib.load_candidates(ctx)
+  trained = {e["block"]: e["candidate"] for e in plan["blocks"]
+             if e["candidate"] in every["params"].get(e["block"], {})}
+  assert trained, plan["choice"]  # the budget replaces blocks by trained candidates
+  assert {b: set(m) for b, m in chosen["params"].items()} == {b: {c} for b, c in trained.items()}
+  for col in ("params", "batch_stats"):
+    for b, c in trained.items():
+      got, want = chosen[col].get(b, {}).get(c, {}), every[col][b][c]
+      assert jax.tree.structure(got) == jax.tree.structure(want)
+      for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from compactkd_jax import artifacts, config as config_lib, distill, feed, supervised, train
+from compactkd_jax import artifacts, config as config_lib, blockwise as distill, feed, supervised, train
 from conftest import REPO_ROOT
 
 TEACHER = os.path.join(REPO_ROOT, "teachers", "fashion_mnist_resnet20_w0.5")
@@ -69,7 +69,7 @@ def test_teacher_and_finetune_steps(setup):
 
 def test_distill_step(setup):
   net, variables, mesh, tr, pre, idx = setup
-  plan = distill.plan_blocks(net, (28, 28, 1), ("keep", "slim_0.5", "skip"))
+  plan = distill.distill_setup(net, (28, 28, 1), ("keep", "slim_0.5", "skip"))
   init = distill.init_candidates(plan, 0)
 
   def make_step(precision):

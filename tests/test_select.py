@@ -1,4 +1,4 @@
-"""Tests for compactkd_jax.select: the knapsack solvers against brute force, and plan building."""
+"""Tests for compactkd_jax.knapsack: the knapsack solvers against brute force, and plan building."""
 
 import itertools
 import json
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compactkd_jax.errors import UserError
-from compactkd_jax.select import (InfeasibleBudget, damage_curve, make_plan, min_total_cost,
+from compactkd_jax.knapsack import (InfeasibleBudget, damage_curve, make_plan, min_total_cost,
                                   solve_dp, solve_greedy)
 
 _DAMAGE = st.floats(-1.0, 1.0, allow_nan=False, allow_infinity=False)

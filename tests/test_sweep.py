@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from compactkd_jax import config as config_lib
-from compactkd_jax import equal_cost, pipeline, select, student, sweep
+from compactkd_jax import equal_cost, knapsack, pipeline, sweep
+from compactkd_jax.phases import select as select_phase
 from compactkd_jax.errors import UserError
 from conftest import make_tiny_config
 
@@ -160,9 +161,9 @@ def test_an_unreachable_budget_names_the_smallest_reachable_cost(finished_sweep)
     def read_shared_json(self, *parts):
       return _load(workdir, *parts)
 
-  with pytest.raises(select.InfeasibleBudget, match="smallest"):
-    student.check_budgets(Ctx(), (0.5, 0.001))
-  student.check_budgets(Ctx(), BUDGETS)  # the sweep's own budgets are reachable
+  with pytest.raises(knapsack.InfeasibleBudget, match="smallest"):
+    select_phase.check_budgets(Ctx(), (0.5, 0.001))
+  select_phase.check_budgets(Ctx(), BUDGETS)  # the sweep's own budgets are reachable
 
 
 @pytest.mark.parametrize("budgets, needle", [

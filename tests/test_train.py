@@ -245,7 +245,7 @@ def _spec(loop_parts, tcfg, directory, step_fn=None, batch_log=None, every=CHECK
     return feed.put_global(split.train_batch(tcfg.batch_size, 3, s),
                            feed.sharded(mesh))
 
-  return train.LoopSpec(name="resume_test", total_steps=tcfg.steps, step_fn=step_fn or step,
+  return train.LoopConfig(name="resume_test", total_steps=tcfg.steps, step_fn=step_fn or step,
                         batch_fn=batch_fn, checkpoint_dir=directory, log_every=every,
                         checkpoint_every=every)
 
@@ -397,7 +397,7 @@ def test_validate_rejects_unknown_nested_key_and_bad_values():
 def test_validate_accepts_defaults_and_model_options_reach_the_network():
   """The defaults validate; a model option from the key table reaches the network; a value
   outside the table is refused by validate, before anything is built."""
-  from compactkd_jax import teacher
+  from compactkd_jax.phases import teacher
   config.validate(config.default_config())
   cfg = config.default_config()
   cfg.teacher.options.shortcut = "B"

@@ -5,11 +5,7 @@ is an explicit registry: name -> function(teacher_spec, in_shape, out_shape) ret
 or None where the candidate does not apply. To add your own, write a Linen module, register it with
 `net.register_layer`, and add a builder here with `register_candidate`.
 """
-import functools
 from typing import Callable, Sequence
-
-import jax
-import jax.numpy as jnp
 
 from compactkd_jax.errors import UserError
 from compactkd_jax.models.net import LayerSpec
@@ -81,31 +77,15 @@ def register_candidate(name: str, builder: Builder) -> None:
 
 def menu(spec: LayerSpec, in_shape: Shape, out_shape: Shape,
          names: Sequence[str]) -> dict[str, LayerSpec]:
-  """The candidates among `names` that apply to this block and save MACs or parameters; `keep` is
-  always included."""
+  """The candidates among `names` that apply to this block; `keep` is always included.
+  (blockwise.menu drops those that save neither MACs nor parameters.)"""
   in_shape = tuple(in_shape)
   unknown = [n for n in names if n not in CANDIDATES]
   if unknown:
     raise UserError(f"unknown candidate(s) {unknown}; valid candidates: {list(CANDIDATES)}")
   out = {"keep": spec}
-  keep_cost = _macs_and_params(spec, in_shape)
   for name in names:
     cand = CANDIDATES[name](spec, in_shape, out_shape)
-    if cand is None or cand == spec:
-      continue
-    macs, params = _macs_and_params(cand, in_shape)
-    # A candidate that saves neither MACs nor parameters is dominated by keep: a noisy score could
-    # still make selection pick it and grow the student, and training it only wastes time.
-    if macs >= keep_cost[0] and params >= keep_cost[1]:
-      continue
-    out[name] = cand
+    if cand is not None and cand != spec:
+      out[name] = cand
   return out
-
-
-@functools.lru_cache(maxsize=4096)
-def _macs_and_params(spec: LayerSpec, in_shape: tuple[int, ...]) -> tuple[int, int]:
-  from compactkd_jax import cost  # cost imports the models: import here to avoid a cycle
-  module = spec.build()
-  x = jax.ShapeDtypeStruct((1, *in_shape), jnp.float32)
-  variables = jax.eval_shape(module.init, jax.random.key(0), x)
-  return cost.jaxpr_macs(module.apply, variables, x), cost.count_params(variables)

@@ -5,8 +5,8 @@ import os
 
 import jax
 
-from compactkd_jax import (artifacts, cost, equal_cost, export, feed, files, plots, student,
-                           supervised, sweep, teacher)
+from compactkd_jax import config as config_lib
+from compactkd_jax import cost, equal_cost, export, files, plots, supervised, sweep, workdir
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
 
@@ -29,35 +29,31 @@ def _row(ctx, name, net, variables, phase_result) -> dict:
           **_measure(ctx, net, variables)}
 
 
-def _load(ctx, name):
-  net, variables, _ = artifacts.load_model(ctx.path(name))
-  return net, feed.replicate(variables, ctx.mesh)
-
-
 def collect(ctx: RunContext) -> dict:
-  plan = ctx.read_json("plan.json")
-  if plan is None or ctx.read_json("finetune", "result.json") is None:
+  finetuned = workdir.read_result(ctx, "finetune")
+  if workdir.read_result(ctx, "select") is None or finetuned is None:
     raise UserError("the report needs the select and finetune phases; add them to config.phases")
-  t_net, t_vars = teacher.load(ctx)
+  plan = workdir.load_plan(ctx)
+  t_net, t_vars = workdir.load_teacher(ctx)
   rows = {"teacher": _row(ctx, "teacher", t_net, t_vars,
-                          ctx.read_shared_json("teacher", "result.json"))}
-  s_net, s_vars = _load(ctx, "finetune")
-  rows["student"] = _row(ctx, "student", s_net, s_vars, ctx.read_json("finetune", "result.json"))
+                          workdir.read_result(ctx, "teacher"))}
+  s_net, s_vars = workdir.load_model(ctx, workdir.FINETUNED)
+  rows["student"] = _row(ctx, "student", s_net, s_vars, finetuned)
   ours = equal_cost.ours(ctx)
   rows["student"].update(train_seconds=ours["total_seconds"],
                          train_images=sum(ours["images"].values()))
   baselines = {}
   for kind in ctx.cfg.baselines.kinds:
-    res = ctx.read_json(f"baseline_{kind}", "result.json")
+    res = ctx.read_json(workdir.baseline_dir(kind), workdir.RESULT)
     if res is not None:
-      net, variables = _load(ctx, f"baseline_{kind}")
-      baselines[kind] = {**_row(ctx, f"baseline_{kind}", net, variables, res),
+      net, variables = workdir.load_model(ctx, workdir.baseline_dir(kind))
+      baselines[kind] = {**_row(ctx, workdir.baseline_dir(kind), net, variables, res),
                          "train_seconds": res["train_seconds"],
                          "train_images": res.get("images", 0), "epochs": res.get("epochs"),
                          "match": res.get("match", "epochs")}
-  walls = {p: (_phase_result(ctx, p) or {}).get("wall_seconds")
+  walls = {p: (workdir.read_result(ctx, p) or {}).get("wall_seconds")
            for p in ctx.cfg.phases if p != "report"}
-  exported = export.export(ctx.path("export"), s_net, s_vars, ctx.dataset.image_shape,
+  exported = export.export(ctx.path(workdir.EXPORT), s_net, s_vars, ctx.dataset.image_shape,
                            ctx.dataset.num_classes, ctx.preprocess,
                            extra={"plan": plan["choice"], "teacher": ctx.cfg.teacher.model})
   # Relative to the workdir: results travel (results/ in the repository) without naming a machine.
@@ -81,13 +77,14 @@ def _deploy(ctx: RunContext, nets: dict) -> dict | None:
   r = ctx.cfg.report
   # A latency-budget plan is checked on its runtime whether or not the report lists it.
   wanted = tuple(dict.fromkeys((*r.runtimes, *((ctx.cfg.select.runtime,) if
-                                               student.needs_latency(ctx.cfg.select) else ()))))
+                                               config_lib.needs_latency(ctx.cfg.select) else ()))))
   if not wanted or not files.is_primary():
     return None
   from compactkd_jax.deploy import evaluate, formats
   out = {}
   for name, (net, variables) in nets.items():
-    folder = ctx.path("export", "deploy") if name == "student" else ctx.path("deploy_teacher")
+    folder = (ctx.path(workdir.EXPORT, "deploy") if name == "student"
+              else ctx.path(workdir.DEPLOY_TEACHER))
     out[name] = evaluate.deploy(folder, formats.predict_fn(net, variables, ctx.preprocess),
                                 ctx.dataset.image_shape, ctx.dataset.validation, wanted,
                                 r.threads, test=ctx.dataset.test,
@@ -159,12 +156,6 @@ def deploy_lines(results: dict) -> list[str]:
           "fp32 on validation: "
           f"{'; '.join(notes) if notes else 'yes, every file'}. Versions: "
           f"{', '.join(f'{k} {v}' for k, v in s['versions'].items() if v)}.", ""]
-
-
-def _phase_result(ctx: RunContext, phase: str) -> dict | None:
-  shared = phase in ("teacher", "distill")  # in a sweep these live at the sweep's top
-  return ctx.read_shared_json(phase, "result.json") if shared else ctx.read_json(phase,
-                                                                                 "result.json")
 
 
 def summary_table(results: dict) -> str:
@@ -244,7 +235,7 @@ def write_markdown(results: dict, path: str) -> None:
 
 def run(ctx: RunContext) -> dict:
   results = collect(ctx)
-  ctx.write_json(results, "results.json")
+  ctx.write_json(results, workdir.RESULTS)
   write_markdown(results, ctx.path("report.md"))
   # One budget is a sweep of one: the same points as the sweep's summary plot.
   points, teacher_point = sweep.tradeoff_points([{"budgets": {"this": results},

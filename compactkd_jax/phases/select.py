@@ -1,45 +1,43 @@
-"""The student: selection under the budget (design stage 5) into `plan.json`, and assembly of the
-student network from the plan, the distilled candidate weights and the teacher's stem and head."""
-
-from compactkd_jax import constraints, distill_phase, select, teacher
+"""The select phase (design stage 5): one candidate per block under the budget (and every limit
+of config.select.constraints), into `<workdir>/select/plan.json` with the chosen candidates'
+variables. One budget: the exact knapsack (knapsack.py) with the greedy plan beside it; several
+limits: the MILP (constraints.py); a latency limit: the runtime's lookup table, and the assembled
+student measured whole before the plan is accepted."""
+from compactkd_jax import config as config_lib
+from compactkd_jax import constraints, knapsack, workdir
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
-from compactkd_jax.models.net import BlockNet, LayerSpec
 
 
-def run_select(ctx: RunContext) -> dict:
-  scores = ctx.read_shared_json("scores.json")
-  if scores is None:
-    raise UserError(f"no scores.json in {ctx.workdir}: run the distill phase first "
-                    "(add 'distill' to config.phases)")
+def run(ctx: RunContext) -> dict:
   s = ctx.cfg.select
-  scores = with_latency(ctx, scores)
+  scores = with_latency(ctx, workdir.load_scores(ctx))
   plan = checked_plan(ctx, scores, s.budget)
   result = {"metric": plan["metric"], "limit": plan["limit"], "cost": plan["cost"],
             "relative_cost": plan["cost"] / plan["teacher_cost"],
             "predicted_damage": plan["predicted_damage"], "choice": plan["choice"]}
   if "constraints" not in plan:  # the greedy baseline answers the one-budget problem only
-    greedy = select.make_plan(scores, s.metric, s.budget, s.relative, s.damage, "greedy")
+    greedy = knapsack.make_plan(scores, s.metric, s.budget, s.relative, s.damage, "greedy")
     plan["greedy"] = {"choice": greedy["choice"], "cost": greedy["cost"],
                       "predicted_damage": greedy["predicted_damage"]}
     result["greedy_predicted_damage"] = greedy["predicted_damage"]
-  plan["curve"] = select.damage_curve(scores, s.metric, s.damage)
-  ctx.write_json(plan, "plan.json")
+  plan["curve"] = knapsack.damage_curve(scores, s.metric, s.damage)
+  workdir.save_plan(ctx, plan, workdir.load_candidates(ctx) if _has_trained(plan) else {})
   return result
 
 
-def needs_latency(s) -> bool:
-  return s.metric == "latency" or s.constraints.latency > 0
+def _has_trained(plan: dict) -> bool:
+  return any(e["candidate"] not in ("keep", "skip") for e in plan["blocks"])
 
 
 def with_latency(ctx: RunContext, scores: dict) -> dict:
   """`scores` with every part's latency on `select.runtime` (the cached lookup table) when the
   budget or a constraint is a latency; else unchanged."""
   s = ctx.cfg.select
-  if not needs_latency(s):
+  if not config_lib.needs_latency(s):
     return scores
   from compactkd_jax.deploy import latency_table  # the deploy extra, only when asked for
-  net, variables = teacher.load(ctx)
+  net, variables = workdir.load_teacher(ctx)
   threads = ctx.cfg.report.threads
   table = latency_table.build(net, variables, scores, ctx.dataset.image_shape, s.runtime, threads,
                               latency_table.cache_path(ctx.shared_path(), s.runtime, threads))
@@ -59,14 +57,14 @@ def checked_plan(ctx: RunContext, scores: dict, budget: float) -> dict:
   network adds). `latency_check` in the plan records every attempt."""
   s = ctx.cfg.select
   plan = make_plan(scores, s, budget)
-  if not needs_latency(s):
+  if not config_lib.needs_latency(s):
     return plan
   from compactkd_jax.deploy import latency_table
-  net, _ = teacher.load(ctx)
+  net, _ = workdir.load_teacher(ctx)
   limit = (plan.get("constraints") or {"latency": {"limit": plan["limit"]}})["latency"]["limit"]
   scale, attempts = 1.0, []
   while True:
-    measured = latency_table.measure_network(student_net(net, plan), ctx.preprocess,
+    measured = latency_table.measure_network(workdir.student_net(net, plan), ctx.preprocess,
                                              ctx.dataset.image_shape, s.runtime,
                                              ctx.cfg.report.threads)
     predicted = (plan.get("constraints") or {"latency": plan})["latency"]["cost"]
@@ -77,7 +75,7 @@ def checked_plan(ctx: RunContext, scores: dict, budget: float) -> dict:
       break
     try:
       candidate = make_plan(scores, s, budget, scale * target / measured)
-    except select.InfeasibleBudget:
+    except knapsack.InfeasibleBudget:
       break  # no tighter plan: keep this one, reported as over the limit
     scale *= target / measured
     plan = candidate
@@ -109,62 +107,18 @@ def make_plan(scores: dict, s, budget: float, latency_scale: float = 1.0) -> dic
   wanted = limits(s, budget, latency_scale)
   budget = wanted[s.metric]
   if len(wanted) == 1 and s.solver != "milp":
-    plan = select.make_plan(scores, s.metric, budget, s.relative, s.damage, s.solver)
-    return {**plan, "runtime": s.runtime} if needs_latency(s) else plan
+    plan = knapsack.make_plan(scores, s.metric, budget, s.relative, s.damage, s.solver)
+    return {**plan, "runtime": s.runtime} if config_lib.needs_latency(s) else plan
   if s.solver == "greedy":
     raise UserError("config.select.solver='greedy' answers one budget only; with "
                     "config.select.constraints use solver 'milp' (or 'dp', which becomes milp)")
   plan = constraints.make_plan(scores, wanted, s.relative, s.damage)
-  return {**plan, "runtime": s.runtime} if needs_latency(s) else plan
+  return {**plan, "runtime": s.runtime} if config_lib.needs_latency(s) else plan
 
 
 def check_budgets(ctx: RunContext, budgets) -> None:
   """Every budget of a sweep is reachable (else the infeasible-budget error names the smallest
   reachable cost, or the limit that cannot be met), checked before the first budget runs."""
-  scores = ctx.read_shared_json("scores.json")
-  if scores is None:
-    raise UserError(f"no scores.json in {ctx.workdir}: run the distill phase first "
-                    "(add 'distill' to config.phases)")
-  scores = with_latency(ctx, scores)
+  scores = with_latency(ctx, workdir.load_scores(ctx))
   for budget in budgets:
     make_plan(scores, ctx.cfg.select, budget)
-
-
-def load_plan(ctx: RunContext) -> dict:
-  plan = ctx.read_json("plan.json")
-  if plan is None:
-    raise UserError(f"no plan.json in {ctx.workdir}: run the select phase first")
-  return plan
-
-
-def student_net(teacher_net: BlockNet, plan: dict) -> BlockNet:
-  return teacher_net.with_blocks({e["block"]: LayerSpec.from_json(e["spec"])
-                                  for e in plan["blocks"]})
-
-
-def assemble(teacher_net: BlockNet, teacher_vars: dict, plan: dict, cand_vars: dict):
-  """(student net, variables): stem, head and `keep` blocks from the teacher, every other block
-  from its distilled candidate; parameter-free choices (skip) have no entry."""
-  net = student_net(teacher_net, plan)
-  variables = {"params": dict(teacher_vars["params"]),
-               "batch_stats": dict(teacher_vars.get("batch_stats", {}))}
-  for entry in plan["blocks"]:
-    b, c = entry["block"], entry["candidate"]
-    if c == "keep":
-      continue
-    for col in ("params", "batch_stats"):
-      variables[col].pop(b, None)
-      tree = cand_vars.get(col, {}).get(b, {}).get(c)
-      if tree:
-        variables[col][b] = tree
-  # Shares the teacher's buffers: callers replicate (copy) before anything is donated.
-  return net, variables
-
-
-def initial_student(ctx: RunContext):
-  """Teacher (net, vars) and the assembled student (net, vars) from plan.json and the candidates."""
-  teacher_net, teacher_vars = teacher.load(ctx)
-  plan = load_plan(ctx)
-  cand_vars = distill_phase.load_candidates(ctx, distill_phase.build_plan(ctx, teacher_net))
-  net, variables = assemble(teacher_net, teacher_vars, plan, cand_vars)
-  return teacher_net, teacher_vars, net, variables, plan

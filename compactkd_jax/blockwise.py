@@ -15,7 +15,7 @@ import zlib
 import jax
 import jax.numpy as jnp
 
-from compactkd_jax import cost, feed, inherit, train
+from compactkd_jax import cost, feed, inherit, seeds, train
 from compactkd_jax import precision as precision_lib
 from compactkd_jax.losses import normalized_mse
 from compactkd_jax.models import candidates as candidates_lib
@@ -25,7 +25,7 @@ Menus = tuple[tuple[str, tuple[tuple[str, LayerSpec], ...]], ...]  # hashable: j
 
 
 @dataclasses.dataclass(frozen=True)
-class BlockPlan:
+class DistillSetup:
   """Everything static about the distillation of one teacher: block order, shapes, menus."""
   teacher: BlockNet
   in_shapes: tuple[tuple[str, tuple[int, ...]], ...]
@@ -39,22 +39,44 @@ class BlockPlan:
     names = (self.teacher.stem.name, *self.teacher.block_names)
     return names[names.index(block) - 1]
 
-  def only(self, block: str) -> "BlockPlan":
+  def only(self, block: str) -> "DistillSetup":
     return dataclasses.replace(self, menus=tuple(m for m in self.menus if m[0] == block))
 
 
-def plan_blocks(teacher: BlockNet, image_shape, names) -> BlockPlan:
+def menu(spec: LayerSpec, in_shape, out_shape, names) -> dict[str, LayerSpec]:
+  """The candidates of a block (candidates.menu) less those that save neither MACs nor
+  parameters: dominated by keep, a noisy score could still make selection pick one and grow the
+  student, and training it only wastes time."""
+  in_shape = tuple(in_shape)
+  keep_macs, keep_params = macs_and_params(spec, in_shape)
+  out = {}
+  for name, cand in candidates_lib.menu(spec, in_shape, out_shape, names).items():
+    macs, params = macs_and_params(cand, in_shape)
+    if name == "keep" or macs < keep_macs or params < keep_params:
+      out[name] = cand
+  return out
+
+
+@functools.lru_cache(maxsize=4096)
+def macs_and_params(spec: LayerSpec, in_shape: tuple[int, ...]) -> tuple[int, int]:
+  module = spec.build()
+  x = jax.ShapeDtypeStruct((1, *in_shape), jnp.float32)
+  variables = jax.eval_shape(module.init, jax.random.key(0), x)
+  return cost.jaxpr_macs(module.apply, variables, x), cost.count_params(variables)
+
+
+def distill_setup(teacher: BlockNet, image_shape, names) -> DistillSetup:
   ins = cost.block_input_shapes(teacher, image_shape)
   outs = cost.feature_shapes(teacher, image_shape)
   full, trainable = [], []
   for b in teacher.blocks:
-    m = candidates_lib.menu(b, ins[b.name], outs[b.name], names)
+    m = menu(b, ins[b.name], outs[b.name], names)
     full.append((b.name, tuple(sorted(m.items()))))
     cands = tuple((c, s) for c, s in sorted(m.items())
                   if c != "keep" and _has_params(s, ins[b.name]))
     if cands:
       trainable.append((b.name, cands))
-  return BlockPlan(teacher, tuple((b, ins[b]) for b in teacher.block_names), tuple(trainable),
+  return DistillSetup(teacher, tuple((b, ins[b]) for b in teacher.block_names), tuple(trainable),
                    tuple(full))
 
 
@@ -64,17 +86,17 @@ def _has_params(spec: LayerSpec, in_shape) -> bool:
   return bool(jax.tree.leaves(shapes.get("params", {})))
 
 
-def init_candidates(plan: BlockPlan, seed: int) -> dict:
+def init_candidates(setup: DistillSetup, seed: int) -> dict:
   """{"params": {b: {c: ...}}, "batch_stats": {b: {c: ...}}}; each candidate's key depends only on
   (seed, block, candidate), so both schedules start from the same weights."""
 
   def init_all():
     params, stats = {}, {}
-    for b, cands in plan.menus:
+    for b, cands in setup.menus:
       for c, spec in cands:
         key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), _stable_id(b)),
                                  _stable_id(c))
-        v = spec.build().init(key, jnp.zeros((1, *plan.in_shape(b)), jnp.float32))
+        v = spec.build().init(key, jnp.zeros((1, *setup.in_shape(b)), jnp.float32))
         params.setdefault(b, {})[c] = v["params"]
         stats.setdefault(b, {})[c] = v.get("batch_stats", {})
     return {"params": params, "batch_stats": stats}
@@ -98,12 +120,12 @@ def teacher_features(teacher: BlockNet, teacher_vars, x, last: str | None = None
   return jax.lax.stop_gradient(feats)
 
 
-def candidate_losses(params, batch_stats, feats, plan: BlockPlan, train_mode: bool,
+def candidate_losses(params, batch_stats, feats, setup: DistillSetup, train_mode: bool,
                      precision: str = "f32"):
-  """{(b, c): normalized MSE} and the updated BN statistics of every candidate in plan.menus."""
+  """{(b, c): normalized MSE} and the updated BN statistics of every candidate in setup.menus."""
   losses, new_stats = {}, {}
-  for b, cands in plan.menus:
-    x_in, target = feats[plan.prev(b)], feats[b]
+  for b, cands in setup.menus:
+    x_in, target = feats[setup.prev(b)], feats[b]
     for c, spec in cands:
       variables = {"params": precision_lib.cast(params[b][c], precision),
                    "batch_stats": batch_stats[b][c]}
@@ -116,18 +138,18 @@ def candidate_losses(params, batch_stats, feats, plan: BlockPlan, train_mode: bo
   return losses, new_stats
 
 
-def distill_step(state, idx, key, images, labels, teacher_vars, *, plan: BlockPlan, preprocess,
+def distill_step(state, idx, key, images, labels, teacher_vars, *, setup: DistillSetup, preprocess,
                  mesh, last_block: str | None, precision: str = "f32"):
-  """One step for every candidate in plan.menus. The teacher runs once, up to `last_block` (the
+  """One step for every candidate in setup.menus. The teacher runs once, up to `last_block` (the
   whole network in the parallel schedule), inference-mode BN, under stop_gradient; teacher_vars is
   a non-donated argument (closed over, it would be baked into the program as a constant)."""
   x, _ = feed.gather(images, labels, idx, mesh)
   x = precision_lib.cast(preprocess(x, jax.random.fold_in(key, state.step)), precision)
-  feats = teacher_features(plan.teacher, precision_lib.cast_params(teacher_vars, precision), x,
+  feats = teacher_features(setup.teacher, precision_lib.cast_params(teacher_vars, precision), x,
                            last=last_block)
 
   def loss_fn(params):
-    losses, new_stats = candidate_losses(params, state.batch_stats, feats, plan, train_mode=True,
+    losses, new_stats = candidate_losses(params, state.batch_stats, feats, setup, train_mode=True,
                                          precision=precision)
     # The sum's gradient w.r.t. one candidate is that candidate's own gradient: independent losses.
     return sum(losses.values()), (losses, new_stats)
@@ -139,9 +161,9 @@ def distill_step(state, idx, key, images, labels, teacher_vars, *, plan: BlockPl
   return state, metrics
 
 
-def make_distill_step(plan: BlockPlan, preprocess, mesh, key, images, labels, teacher_vars,
+def make_distill_step(setup: DistillSetup, preprocess, mesh, key, images, labels, teacher_vars,
                       last_block=None, precision="f32"):
-  jitted = jax.jit(functools.partial(distill_step, plan=plan, preprocess=preprocess, mesh=mesh,
+  jitted = jax.jit(functools.partial(distill_step, setup=setup, preprocess=preprocess, mesh=mesh,
                                      last_block=last_block, precision=precision),
                    donate_argnums=0)
   return lambda state, idx: jitted(state, idx, key, images, labels, teacher_vars)
@@ -151,35 +173,37 @@ def split_state_variables(variables: dict, block: str) -> dict:
   return {k: {block: v[block]} for k, v in variables.items()}
 
 
-def run_schedule(ctx, plan: BlockPlan, teacher_vars, tcfg, schedule: str) -> dict:
+def run_schedule(ctx, setup: DistillSetup, teacher_vars, tcfg, schedule: str) -> dict:
   """Trains every candidate through the one loop; returns the candidate variables tree."""
-  if not any(menu for _, menu in plan.menus):
+  if not any(menu for _, menu in setup.menus):
     return {"params": {}, "batch_stats": {}}  # a menu of keep and skip only: nothing to train
   total = train.num_steps(tcfg, ctx.splits["train"].size)
-  variables = init_candidates(plan, ctx.cfg.seed)
+  variables = init_candidates(setup, seeds.of(ctx.cfg.seed, seeds.DISTILL_INIT))
   if ctx.cfg.distill.inherit:  # narrower candidates start from the teacher's strongest channels
-    variables = inherit.from_teacher(variables, plan.menus,
-                                     {b.name: b for b in plan.teacher.blocks}, teacher_vars)
-  key = jax.random.key(ctx.cfg.seed + 1)
+    variables = inherit.from_teacher(variables, setup.menus,
+                                     {b.name: b for b in setup.teacher.blocks}, teacher_vars)
+  seed = seeds.of(ctx.cfg.seed, seeds.DISTILL_TRAIN)
+  key = jax.random.key(seed)
   tr = ctx.splits["train"]
-  batch_fn = lambda s: feed.put_global(
-      tr.train_batch(tcfg.batch_size, ctx.cfg.seed + 1, s), feed.sharded(ctx.mesh))
-  groups = [(None, plan)] if schedule == "parallel" else [(b, plan.only(b)) for b, _ in plan.menus]
+  batch_fn = lambda s: feed.put_global(tr.train_batch(tcfg.batch_size, seed, s),
+                                       feed.sharded(ctx.mesh))
+  groups = ([(None, setup)] if schedule == "parallel"
+            else [(b, setup.only(b)) for b, _ in setup.menus])
   out = {"params": {}, "batch_stats": {}}
   for block, sub in groups:
     sub_vars = variables if block is None else split_state_variables(variables, block)
     state = feed.replicate(train.create_state(sub_vars, tcfg, total), ctx.mesh)
     # The teacher runs only as deep as needed: to the last block (parallel) or to `block`.
     step = make_distill_step(sub, ctx.preprocess, ctx.mesh, key, tr.images, tr.labels,
-                             teacher_vars, last_block=block or plan.teacher.block_names[-1],
+                             teacher_vars, last_block=block or setup.teacher.block_names[-1],
                              precision=tcfg.precision)
     name = "distill" if block is None else f"distill_{block}"
-    spec = train.LoopSpec(name=name, total_steps=total, step_fn=step, batch_fn=batch_fn,
-                          checkpoint_dir=ctx.path("checkpoints", name),
-                          log_every=tcfg.log_every_steps,
-                          checkpoint_every=tcfg.checkpoint_every_steps,
-                          lr_hint="config.distill.train.learning_rate", writer=ctx.writer)
-    state = train.run_loop(spec, state)
+    loop = train.LoopConfig(name=name, total_steps=total, step_fn=step, batch_fn=batch_fn,
+                            checkpoint_dir=ctx.checkpoint_dir(name),
+                            log_every=tcfg.log_every_steps,
+                            checkpoint_every=tcfg.checkpoint_every_steps,
+                            lr_hint="config.distill.train.learning_rate", writer=ctx.writer)
+    state = train.run_loop(loop, state)
     out["params"].update(state.params)
     out["batch_stats"].update(state.batch_stats)
   return out

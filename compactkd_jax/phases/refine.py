@@ -1,20 +1,17 @@
-"""Progressive refinement (design stage 6): the outer Python loop walks the student's replaced
-blocks in order; each is trained a little more on the output of the already assembled student
+"""The refine phase, progressive refinement (design stage 6): the outer Python loop walks the
+student's replaced blocks in order; each is trained a little more on the output of the already assembled student
 prefix, to match the teacher's features at the same depth, so errors do not pile up.
 The result is saved to `<workdir>/refine/` as the student's starting point for the fine-tune."""
 import functools
 
 import jax
 
-from compactkd_jax import artifacts, feed, student, train
+from compactkd_jax import feed, seeds, train, workdir
 from compactkd_jax import precision as precision_lib
+from compactkd_jax.blockwise import teacher_features
 from compactkd_jax.context import RunContext
-from compactkd_jax.distill import teacher_features
 from compactkd_jax.losses import normalized_mse
 from compactkd_jax.models.net import BlockNet, LayerSpec
-
-REFINED_DIR = "refine"
-
 
 def refine_step(state, idx, key, images, labels, teacher_vars, prefix_vars, *, teacher: BlockNet,
                 student_net: BlockNet, spec: LayerSpec, prev: str, preprocess, mesh,
@@ -48,11 +45,12 @@ def refine_blocks(plan: dict) -> list[str]:
 
 
 def run(ctx: RunContext) -> dict:
-  teacher_net, teacher_vars, net, variables, plan = student.initial_student(ctx)
+  teacher_net, teacher_vars, net, variables, plan = workdir.initial_student(ctx)
   variables = feed.replicate(variables, ctx.mesh)
   tcfg, tr = ctx.cfg.refine.train, ctx.splits["train"]
   total = train.num_steps(tcfg, tr.size)
-  key = jax.random.key(ctx.cfg.seed + 2)
+  seed = seeds.of(ctx.cfg.seed, seeds.REFINE_TRAIN)
+  key = jax.random.key(seed)
   names = (net.stem.name, *net.block_names)
   for block in refine_blocks(plan):
     prev = names[names.index(block) - 1]
@@ -66,19 +64,19 @@ def run(ctx: RunContext) -> dict:
     # The prefix is bound now: `variables` is rebound after this block is refined.
     step = functools.partial(_bound_step, jitted, key=key, split=tr, teacher_vars=teacher_vars,
                              prefix_vars=variables)
-    batch_fn = lambda s: feed.put_global(
-        tr.train_batch(tcfg.batch_size, ctx.cfg.seed + 2, s), feed.sharded(ctx.mesh))
-    spec = train.LoopSpec(name=f"refine_{block}", total_steps=total, step_fn=step,
-                          batch_fn=batch_fn, checkpoint_dir=ctx.path("checkpoints", f"refine_{block}"),
-                          log_every=tcfg.log_every_steps, checkpoint_every=tcfg.checkpoint_every_steps,
-                          lr_hint="config.refine.train.learning_rate", writer=ctx.writer)
-    state = train.run_loop(spec, state)
+    batch_fn = lambda s: feed.put_global(tr.train_batch(tcfg.batch_size, seed, s),
+                                         feed.sharded(ctx.mesh))
+    loop = train.LoopConfig(name=f"refine_{block}", total_steps=total, step_fn=step,
+                            batch_fn=batch_fn, checkpoint_dir=ctx.checkpoint_dir(f"refine_{block}"),
+                            log_every=tcfg.log_every_steps,
+                            checkpoint_every=tcfg.checkpoint_every_steps,
+                            lr_hint="config.refine.train.learning_rate", writer=ctx.writer)
+    state = train.run_loop(loop, state)
     # The refined block becomes part of the prefix the next block is trained on.
     variables = {"params": {**variables["params"], block: state.params},
                  "batch_stats": {**variables["batch_stats"],
                                  **({block: state.batch_stats} if state.batch_stats else {})}}
-  artifacts.save_model(ctx.path(REFINED_DIR), net, variables, ctx.dataset.image_shape,
-                       ctx.dataset.num_classes, ctx.preprocess)
+  workdir.save_model(ctx, workdir.REFINED, net, variables)
   blocks = refine_blocks(plan)
   return {"blocks": blocks, "steps_per_block": total,
           "images": len(blocks) * total * tcfg.batch_size}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The trade-off experiments of the value issue, one after another (the 2 cores run one heavy job at
+# a time; the equal-cost baselines time their steps, so nothing else should run beside them).
+# Every command resumes from its workdir: rerun this script after an interruption.
+#   1. ResNet-20 (the committed quickstart teacher, plateaued): students fine-tuned 8 epochs with
+#      weight inheritance, at 50% and 25% of the MACs, seeds 0 and 1, baselines at equal total
+#      cost; summary: results/tradeoff_resnet20_8ep.md (scripts/summarize_tradeoff.py).
+#   2. The ResNet-56 teacher (width 0.25) trained to a plateau: configs/resnet56_teacher.py.
+set -x
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+for seed in 0 1; do
+  $PY -m compactkd_jax.main --config configs/quickstart.py --workdir runs/sweep8_s$seed \
+    --config.seed=$seed --config.select.budgets="(0.5,0.25)" --config.finetune.train.epochs=8 \
+    --config.report.runtimes="()" > runs/sweep8_s$seed.log 2>&1 || exit 1
+done
+$PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet20_8ep runs/sweep8_s0 runs/sweep8_s1
+$PY -m compactkd_jax.main --config configs/resnet56_teacher.py --workdir runs/r56_teacher \
+  > runs/r56_teacher.log 2>&1
