@@ -47,22 +47,13 @@ def menu(spec: LayerSpec, in_shape, out_shape, names) -> dict[str, LayerSpec]:
   """The candidates of a block (candidates.menu) less those that save neither MACs nor
   parameters: dominated by keep, a noisy score could still make selection pick one and grow the
   student, and training it only wastes time."""
-  in_shape = tuple(in_shape)
-  keep_macs, keep_params = macs_and_params(spec, in_shape)
+  keep = cost.spec_costs(spec, in_shape)
   out = {}
   for name, cand in candidates_lib.menu(spec, in_shape, out_shape, names).items():
-    macs, params = macs_and_params(cand, in_shape)
-    if name == "keep" or macs < keep_macs or params < keep_params:
+    c = cost.spec_costs(cand, in_shape)  # cached: scoring reads the same numbers
+    if name == "keep" or c["macs"] < keep["macs"] or c["params"] < keep["params"]:
       out[name] = cand
   return out
-
-
-@functools.lru_cache(maxsize=4096)
-def macs_and_params(spec: LayerSpec, in_shape: tuple[int, ...]) -> tuple[int, int]:
-  module = spec.build()
-  x = jax.ShapeDtypeStruct((1, *in_shape), jnp.float32)
-  variables = jax.eval_shape(module.init, jax.random.key(0), x)
-  return cost.jaxpr_macs(module.apply, variables, x), cost.count_params(variables)
 
 
 def distill_setup(teacher: BlockNet, image_shape, names) -> DistillSetup:

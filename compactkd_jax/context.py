@@ -15,6 +15,9 @@ from compactkd_jax import feed, files
 from compactkd_jax.data import Dataset
 
 
+CHECKPOINTS = "checkpoints"  # <workdir>/checkpoints/<loop>/<step>/
+
+
 @dataclasses.dataclass
 class RunContext:
   cfg: ml_collections.ConfigDict
@@ -46,7 +49,7 @@ class RunContext:
 
   def checkpoint_dir(self, loop: str) -> str:
     """Where the training loop named `loop` keeps its checkpoints (resume)."""
-    return self.path("checkpoints", loop)
+    return self.path(CHECKPOINTS, loop)
 
   def read_json(self, *parts: str) -> dict | None:
     return _read_json(self.path(*parts))

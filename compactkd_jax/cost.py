@@ -12,6 +12,7 @@
 Run `python -m compactkd_jax.cost --model resnet56 --image_shape 32,32,3 --num_classes 10` for a
 per-block table and a JSON line of totals.
 """
+import functools
 import json
 import math
 import time
@@ -90,6 +91,13 @@ def block_input_shapes(net: BlockNet, image_shape: Sequence[int]) -> dict[str, t
 
 
 def spec_costs(spec: LayerSpec, in_shape: Sequence[int]) -> dict:
+  """flops, macs and params of one layer spec; computed once per (spec, shape) in a process (the
+  menu's dominance filter and the scoring both need them)."""
+  return dict(_spec_costs(spec, tuple(in_shape)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _spec_costs(spec: LayerSpec, in_shape: tuple[int, ...]) -> dict:
   return module_costs(spec.build(), in_shape)
 
 

@@ -19,7 +19,7 @@ from compactkd_jax import config as config_lib
 from compactkd_jax import config_keys
 from compactkd_jax import data, feed, files, sweep, tensorboard_writer
 from compactkd_jax import workdir as workdir_lib
-from compactkd_jax.context import RunContext
+from compactkd_jax.context import CHECKPOINTS, RunContext
 from compactkd_jax.errors import UserError
 from compactkd_jax.phases import REGISTRY
 from compactkd_jax.phases import select as select_phase
@@ -83,7 +83,7 @@ def _started(workdir: str, phase: str) -> bool:
   the corrected command must be accepted."""
   prefix = workdir_lib.checkpoint_prefix(phase)
   roots = [workdir, *glob.glob(os.path.join(workdir, sweep.FOLDER_PREFIX + "*"))]
-  steps = lambda root: [s for c in glob.glob(os.path.join(root, "checkpoints", prefix + "*"))
+  steps = lambda root: [s for c in glob.glob(os.path.join(root, CHECKPOINTS, prefix + "*"))
                         for s in os.listdir(c) if s.isdigit()]
   return any(glob.glob(os.path.join(root, phase, "*")) or steps(root) for root in roots)
 

@@ -3,7 +3,7 @@
 measured `tradeoff.png` (test accuracy against MACs and parameters, one line per method)."""
 import os
 
-from compactkd_jax import cost, files, plots
+from compactkd_jax import cost, files, plots, workdir as workdir_lib
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
 
@@ -17,7 +17,7 @@ def folder_name(metric: str, budget: float) -> str:
 def summarize(ctx: RunContext, folders: list[str]) -> dict:
   per_budget = {}
   for folder in folders:
-    res = ctx.read_json(folder, "results.json")
+    res = ctx.read_json(folder, workdir_lib.RESULTS)
     if res is None:
       raise UserError(f"{ctx.path(folder, 'results.json')} is missing: the budget's report phase "
                       "did not finish; rerun the same command")
@@ -25,7 +25,7 @@ def summarize(ctx: RunContext, folders: list[str]) -> dict:
   summary = {"sweep": [dict(folder=f, **row) for f, row in
                        ((f, summary_row(r)) for f, r in per_budget.items())],
              "teacher": next(iter(per_budget.values()))["teacher"], "budgets": per_budget}
-  ctx.write_json(summary, "results.json")
+  ctx.write_json(summary, workdir_lib.RESULTS)
   files.write_text(ctx.path("report.md"), markdown(summary))
   points, teacher = tradeoff_points([summary])
   plots.measured_tradeoff(points, teacher, ctx.path("tradeoff.png"),
@@ -95,7 +95,7 @@ def tradeoff_points(summaries: list[dict]) -> tuple[list[dict], dict]:
 
 def load(workdir: str) -> dict:
   """A finished sweep's summary (for scripts that gather several seeds)."""
-  path = os.path.join(workdir, "results.json")
+  path = os.path.join(workdir, workdir_lib.RESULTS)
   summary = files.read_json(path, fix="rerun the sweep's command to rewrite its report")
   if summary is None:
     raise UserError(f"no results.json in {workdir}: the sweep has not finished its report")

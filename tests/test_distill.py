@@ -124,8 +124,8 @@ def test_every_candidate_keeps_block_shapes(name, options, shape):
 
 
 def _dominated(spec, block, in_shape):
-  macs, params = distill.macs_and_params(spec, tuple(in_shape))
-  keep_macs, keep_params = distill.macs_and_params(block, tuple(in_shape))
+  macs, params = _macs_and_params(spec, tuple(in_shape))
+  keep_macs, keep_params = _macs_and_params(block, tuple(in_shape))
   return macs >= keep_macs and params >= keep_params
 
 
