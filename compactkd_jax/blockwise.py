@@ -47,11 +47,11 @@ def menu(spec: LayerSpec, in_shape, out_shape, names) -> dict[str, LayerSpec]:
   """The candidates of a block (candidates.menu) less those that save neither MACs nor
   parameters: dominated by keep, a noisy score could still make selection pick one and grow the
   student, and training it only wastes time."""
-  keep = cost.spec_costs(spec, in_shape)
+  keep_macs, keep_params = cost.spec_macs_params(spec, in_shape)
   out = {}
   for name, cand in candidates_lib.menu(spec, in_shape, out_shape, names).items():
-    c = cost.spec_costs(cand, in_shape)  # cached: scoring reads the same numbers
-    if name == "keep" or c["macs"] < keep["macs"] or c["params"] < keep["params"]:
+    macs, params = cost.spec_macs_params(cand, in_shape)  # cached: scoring reads them again
+    if name == "keep" or macs < keep_macs or params < keep_params:
       out[name] = cand
   return out
 

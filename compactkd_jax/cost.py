@@ -91,14 +91,28 @@ def block_input_shapes(net: BlockNet, image_shape: Sequence[int]) -> dict[str, t
 
 
 def spec_costs(spec: LayerSpec, in_shape: Sequence[int]) -> dict:
-  """flops, macs and params of one layer spec; computed once per (spec, shape) in a process (the
-  menu's dominance filter and the scoring both need them)."""
-  return dict(_spec_costs(spec, tuple(in_shape)))
+  """flops, macs and params of one layer spec (the MACs and params of spec_macs_params, cached)."""
+  module, x, variables = _abstract(spec, tuple(in_shape))
+  macs, params = spec_macs_params(spec, in_shape)
+  return {"flops": xla_flops(module.apply, variables, x), "macs": macs, "params": params}
 
 
 @functools.lru_cache(maxsize=4096)
-def _spec_costs(spec: LayerSpec, in_shape: tuple[int, ...]) -> dict:
-  return module_costs(spec.build(), in_shape)
+def _spec_macs_params(spec: LayerSpec, in_shape: tuple[int, ...]) -> tuple[int, int]:
+  module, x, variables = _abstract(spec, in_shape)
+  return jaxpr_macs(module.apply, variables, x), count_params(variables)
+
+
+def spec_macs_params(spec: LayerSpec, in_shape: Sequence[int]) -> tuple[int, int]:
+  """MACs (jaxpr, no lowering) and parameters of one layer spec, computed once per (spec, shape)
+  in a process: the menu's dominance filter and the scoring both read them."""
+  return _spec_macs_params(spec, tuple(in_shape))
+
+
+def _abstract(spec: LayerSpec, in_shape: tuple[int, ...]):
+  module = spec.build()
+  x = jax.ShapeDtypeStruct((1, *in_shape), jnp.float32)
+  return module, x, jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros(x.shape)))
 
 
 def network_costs(net: BlockNet, image_shape: Sequence[int]) -> dict:
