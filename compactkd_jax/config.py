@@ -30,6 +30,22 @@ def train_defaults(epochs: float, learning_rate: float, batch_size: int = 128,
 CPU_CANDIDATES = ("keep", "slim_0.25", "slim_0.5", "slim_0.75", "skip")
 
 
+def teacher_to_plateau(model: str, width: float, epochs: int, train_size: int = 55000,
+                       batch_size: int = 128) -> ml_collections.ConfigDict:
+  """A teacher-only run trained to a plateau: SGD lr 0.1 with cosine decay for `epochs`, the
+  validation accuracy evaluated and a checkpoint kept every epoch (the committed teachers)."""
+  c = default_config()
+  c.phases = ("teacher",)
+  c.teacher.model = model
+  c.teacher.options.width = width
+  c.teacher.train.epochs = epochs
+  c.teacher.train.learning_rate = 0.1
+  c.teacher.train.log_every_steps = 200
+  c.teacher.train.eval_every_steps = train_size // batch_size
+  c.teacher.train.checkpoint_every_steps = train_size // batch_size
+  return c
+
+
 def short_schedule(cfg: ml_collections.ConfigDict, teacher_epochs: float, distill_epochs: float,
                    student_epochs: float) -> None:
   """The short schedule of the CPU-sized runs (quickstart, reproduction): every phase, the CPU

@@ -8,20 +8,8 @@ configs/quickstart.py loads.
 25 epochs of SGD (lr 0.1, cosine, batch 128), the validation accuracy evaluated every epoch (the
 curve is in the workdir's tensorboard/ and in teachers/fashion_mnist_resnet20_w0.5/README.md).
 """
-from compactkd_jax.config import default_config
-
-EPOCHS = 25
-STEPS_PER_EPOCH = 55000 // 128
+from compactkd_jax.config import teacher_to_plateau
 
 
 def get_config():
-  c = default_config()
-  c.phases = ("teacher",)
-  c.teacher.model = "resnet20"
-  c.teacher.options.width = 0.5
-  c.teacher.train.epochs = EPOCHS
-  c.teacher.train.learning_rate = 0.1
-  c.teacher.train.log_every_steps = 200
-  c.teacher.train.eval_every_steps = STEPS_PER_EPOCH
-  c.teacher.train.checkpoint_every_steps = STEPS_PER_EPOCH
-  return c
+  return teacher_to_plateau("resnet20", width=0.5, epochs=25)

@@ -7,20 +7,8 @@ ResNet-20 teacher (configs/quickstart_teacher.py), with more epochs for the deep
 30 epochs of SGD (lr 0.1, cosine, batch 128), validation accuracy every epoch (TensorBoard and the
 log); about 2 min an epoch alone on the 2-core CPU. Interrupted, the same command resumes.
 """
-from compactkd_jax.config import default_config
-
-EPOCHS = 30
-STEPS_PER_EPOCH = 55000 // 128
+from compactkd_jax.config import teacher_to_plateau
 
 
 def get_config():
-  c = default_config()
-  c.phases = ("teacher",)
-  c.teacher.model = "resnet56"
-  c.teacher.options.width = 0.25
-  c.teacher.train.epochs = EPOCHS
-  c.teacher.train.learning_rate = 0.1
-  c.teacher.train.log_every_steps = 200
-  c.teacher.train.eval_every_steps = STEPS_PER_EPOCH
-  c.teacher.train.checkpoint_every_steps = STEPS_PER_EPOCH
-  return c
+  return teacher_to_plateau("resnet56", width=0.25, epochs=30)
