@@ -38,6 +38,8 @@ def rows(summaries: list[dict]) -> list[dict]:
         "gap_to_best_baseline": [r["student"]["accuracy"] - b for r, b in zip(runs, best)],
         "seconds": {"ours": [r["student"]["train_seconds"] for r in runs],
                     **{k: [r["baselines"][k]["train_seconds"] for r in runs] for k in kinds}},
+        "images": {"ours": [r["student"]["train_images"] for r in runs],
+                   **{k: [r["baselines"][k]["train_images"] for r in runs] for k in kinds}},
         "overhead_ratio": [r["cost"]["overhead_ratio"] for r in runs],
         "kinds": kinds})
   return out
@@ -52,14 +54,15 @@ def markdown(table: list[dict], seeds: list, command: str) -> str:
            "fine-tune): equal total cost. Gap: ours minus the best baseline, per seed.", "",
            "| budget | MACs | params | ours | " + " | ".join(kinds) +
            " | gap to best baseline (per seed) | teacher | wall ours / " + " / ".join(kinds) +
-           " | overhead |",
-           "|---" * (8 + len(kinds)) + "|"]
+           " | training images ours / " + " / ".join(kinds) + " | overhead |",
+           "|---" * (9 + len(kinds)) + "|"]
   for r in table:
     gaps = ", ".join(f"{100 * g:+.2f}" for g in r["gap_to_best_baseline"])
     walls = " / ".join(f"{np.mean(r['seconds'][k]):.0f}" for k in ("ours", *kinds))
+    images = " / ".join(f"{np.mean(r['images'][k]):,.0f}" for k in ("ours", *kinds))
     lines.append(f"| {r['budget']} | {r['macs']:,} | {r['params']:,} | {_fmt(r['ours'])} | " +
                  " | ".join(_fmt(r[k]) for k in kinds) +
-                 f" | {gaps} | {_fmt(r['teacher'])} | {walls} s | "
+                 f" | {gaps} | {_fmt(r['teacher'])} | {walls} s | {images} | "
                  f"{np.mean(r['overhead_ratio']):.2f} |")
   return "\n".join(lines) + "\n"
 
