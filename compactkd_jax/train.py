@@ -7,6 +7,7 @@ a function of the step number (feed.train_indices), restoring the state restores
 """
 import dataclasses
 import math
+import shutil
 import time
 from typing import Any, Callable
 
@@ -16,6 +17,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from absl import logging
+from jax.experimental import multihost_utils
 from clu import metrics as clu_metrics
 from flax.training import train_state
 
@@ -64,10 +66,35 @@ class LoopConfig:
   writer: Any = None
 
 
-def checkpoint_manager(directory: str) -> ocp.CheckpointManager:
+def checkpoint_manager(directory: str, total_steps: int | None = None) -> ocp.CheckpointManager:
+  """The loop's orbax manager. With `total_steps`, the directory's root metadata records the run
+  length its checkpoints were made for (orbax writes it once, on the first manager)."""
   # max_to_keep=2 keeps one good fallback if the newest checkpoint turns out to be unreadable.
-  return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(max_to_keep=2,
-                                                                                create=True))
+  options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
+  metadata = None if total_steps is None else {"total_steps": int(total_steps)}
+  return ocp.CheckpointManager(directory, options=options, metadata=metadata)
+
+
+def _manager_for_run(spec: LoopConfig) -> ocp.CheckpointManager:
+  """A manager whose checkpoints belong to a run of spec.total_steps steps. The schedule (cosine
+  decay, warm-up) is a function of the run length, so resuming a checkpoint made for another length
+  would silently train a mix of two runs: that is refused with the directory to delete. (An
+  equal-cost baseline recalibrated to another step count is the common way to get there.)"""
+  manager = checkpoint_manager(spec.checkpoint_dir, spec.total_steps)
+  recorded = manager.metadata().custom_metadata.get("total_steps")
+  if recorded is None or int(recorded) == spec.total_steps:
+    return manager  # a new directory, or one written before run lengths were recorded
+  if not manager.all_steps():  # nothing to lose: forget the old run's length
+    manager.close()
+    if jax.process_index() == 0:
+      shutil.rmtree(spec.checkpoint_dir)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"reset {spec.checkpoint_dir}")
+    return checkpoint_manager(spec.checkpoint_dir, spec.total_steps)
+  raise UserError(f"[{spec.name}] the checkpoints in {spec.checkpoint_dir} were made for a "
+                  f"{int(recorded)}-step run but this run has {spec.total_steps} steps (its config "
+                  f"or its matched cost changed); delete that folder to start this loop over, or "
+                  f"rerun with the earlier settings to resume it")
 
 
 def restore_latest(manager: ocp.CheckpointManager, state: TrainState, name: str) -> TrainState:
@@ -114,7 +141,7 @@ def summarize(pending: list[dict]) -> dict[str, float]:
 
 def run_loop(spec: LoopConfig, state: TrainState) -> TrainState:
   """Runs spec.step_fn from the last checkpoint to spec.total_steps; returns the final state."""
-  manager = checkpoint_manager(spec.checkpoint_dir)
+  manager = _manager_for_run(spec)
   state = restore_latest(manager, state, spec.name)
   start = int(state.step)
   pending, t_start, s_start = [], time.perf_counter(), start

@@ -323,6 +323,45 @@ def test_resume_after_crash_equals_uninterrupted_run(loop_parts, tmp_path, caplo
   assert sum(moved) > len(moved) // 2
 
 
+def test_checkpoints_of_another_run_length_are_refused(loop_parts, tmp_path):
+  """A loop's cosine schedule depends on its length: checkpoints made for 6 steps must not be
+  resumed by a 9-step run (e.g. an equal-cost baseline recalibrated to another step count)."""
+  tcfg = _tcfg()
+  directory = str(tmp_path / "six_steps")
+  _, _, step, _ = loop_parts
+
+  def crashing_step(state, idx):  # stops after the first checkpoint, as an interrupted run would
+    if int(state.step) == CRASH_AFTER:
+      raise Crash("simulated crash")
+    return step(state, idx)
+
+  with pytest.raises(Crash):
+    train.run_loop(_spec(loop_parts, tcfg, directory, crashing_step),
+                   _fresh_state(loop_parts, tcfg))
+  _wait_for_checkpoint(directory, LAST_CHECKPOINT)
+  longer = _tcfg()
+  longer.steps = TOTAL_STEPS + CHECKPOINT_EVERY
+  with pytest.raises(UserError) as e:
+    train.run_loop(_spec(loop_parts, longer, directory), _fresh_state(loop_parts, longer))
+  message = str(e.value)
+  assert f"made for a {TOTAL_STEPS}-step run" in message and f"has {longer.steps} steps" in message
+  assert directory in message and "\n" not in message
+  assert _finalized_steps(directory) == [LAST_CHECKPOINT]  # nothing lost
+  # The original length still resumes from it.
+  final = train.run_loop(_spec(loop_parts, tcfg, directory), _fresh_state(loop_parts, tcfg))
+  assert int(final.step) == TOTAL_STEPS
+
+
+def test_an_empty_checkpoint_folder_of_another_length_is_reused(loop_parts, tmp_path):
+  tcfg = _tcfg()
+  directory = str(tmp_path / "empty")
+  train.checkpoint_manager(directory, total_steps=99).close()  # a run killed before saving
+  final = train.run_loop(_spec(loop_parts, tcfg, directory), _fresh_state(loop_parts, tcfg))
+  assert int(final.step) == TOTAL_STEPS
+  recorded = train.checkpoint_manager(directory).metadata().custom_metadata
+  assert recorded == {"total_steps": TOTAL_STEPS}
+
+
 # ---- (c) the NaN guard ----
 
 
