@@ -5,7 +5,12 @@
 #   1. ResNet-20 (the committed quickstart teacher, plateaued): students fine-tuned 8 epochs with
 #      weight inheritance, at 50% and 25% of the MACs, seeds 0 and 1, baselines at equal total
 #      cost; summary: results/tradeoff_resnet20_8ep.md (scripts/summarize_tradeoff.py).
-#   2. The ResNet-56 teacher (width 0.25) trained to a plateau: configs/resnet56_teacher.py.
+#   2. The Torch-Pruning peer on those workdirs (global ranking, the variant validation chose in
+#      every 4-epoch run of results/peer_resnet20.md), 1 thread pinned to one core; summary:
+#      results/peer_resnet20_8ep.md (scripts/summarize_peer.py). Its matched steps come from our
+#      recorded walls, not from its own timing, so a job on the other core does not bias them.
+#   3. The ResNet-56 teacher (width 0.25) trained to a plateau: configs/resnet56_teacher.py, pinned
+#      to the other core beside step 2.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -15,5 +20,11 @@ for seed in 0 1; do
     --config.report.runtimes="()" > runs/sweep8_s$seed.log 2>&1 || exit 1
 done
 $PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet20_8ep runs/sweep8_s0 runs/sweep8_s1
-$PY -m compactkd_jax.main --config configs/resnet56_teacher.py --workdir runs/r56_teacher \
-  > runs/r56_teacher.log 2>&1
+taskset -c 1 $PY -m compactkd_jax.main --config configs/resnet56_teacher.py \
+  --workdir runs/r56_teacher > runs/r56_teacher.log 2>&1 &
+for seed in 0 1; do
+  taskset -c 0 $PY scripts/peer_pruning.py --workdir runs/sweep8_s$seed --variants global \
+    --budgets budget_macs_0.5,budget_macs_0.25 --threads 1 > runs/peer8_s$seed.log 2>&1 || exit 1
+done
+$PY scripts/summarize_peer.py --out results/peer_resnet20_8ep runs/sweep8_s0 runs/sweep8_s1
+wait
