@@ -124,8 +124,9 @@ def default_config() -> ml_collections.ConfigDict:
       train=train_defaults(epochs=4, learning_rate=0.02)))
   c.baselines = ml_collections.ConfigDict(dict(
       kinds=("scratch", "kd"),
-      # "total_cost": each baseline trains the steps that take the wall time of everything that
-      # made our student (distill, score, refine, fine-tune), measured on this machine; its
+      # "total_cost": each baseline trains the steps that cost what everything that made our
+      # student cost (distill, score, refine, fine-tune): counted in our fine-tune's steps and
+      # priced by timing both steps side by side on this machine (equal_cost.py); its
       # train.epochs are then unused. "epochs": train.epochs (or steps), like the fine-tune.
       match="total_cost",
       # The KD-only baseline's own Hinton KD settings, chosen for it (not copied from ours).

@@ -63,7 +63,7 @@ def markdown(summary: dict) -> str:
                 f"{r[k]:.0f}" for k in ("ours_seconds", *(f"{k}_seconds" for k in kinds))) + " s",
             "overhead": f"{r['overhead_ratio']:.2f}"} for r in rows]
   match = {r.get(f"{k}_match") for r in rows for k in kinds}
-  how = ("at equal total training cost (each baseline trains for our student's whole wall time: "
+  how = ("at equal total training cost (each baseline trains for our student's whole cost: "
          "distill, score, refine, fine-tune)" if match == {"total_cost"}
          else f"baselines matched by: {', '.join(sorted(match))}")
   return "\n".join([

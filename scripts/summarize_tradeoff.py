@@ -50,8 +50,9 @@ def markdown(table: list[dict], seeds: list, command: str) -> str:
   lines = [f"# Measured trade-off: one student per budget, seeds {seeds}", "",
            f"Command: `{command}`", "",
            "Test accuracy, mean (min-max) over seeds. Every baseline trains the same student "
-           "architecture for the wall time ours spent in total (distill + score + refine + "
-           "fine-tune): equal total cost. Gap: ours minus the best baseline, per seed.", "",
+           "architecture for what ours cost in total (distill + score + refine + fine-tune; "
+           "priced on this machine, see the per-budget reports): equal total cost. Gap: ours "
+           "minus the best baseline, per seed.", "",
            "| budget | MACs | params | ours | " + " | ".join(kinds) +
            " | gap to best baseline (per seed) | teacher | wall ours / " + " / ".join(kinds) +
            " | training images ours / " + " / ".join(kinds) + " | overhead |",

@@ -186,9 +186,11 @@ def test_ours_adds_up_every_phase_that_made_the_student(tmp_path):
   ctx.write_json({"train_seconds": 30.0, "score_seconds": 6.0, "train_images": 3200,
                   "score_images": 900}, "distill", "result.json")
   ctx.write_json({"wall_seconds": 4.0, "images": 640}, "refine", "result.json")
-  ctx.write_json({"train_seconds": 160.0, "images": 25600}, "finetune", "result.json")
+  ctx.write_json({"train_seconds": 160.0, "images": 25600, "steps": 200}, "finetune",
+                 "result.json")
   cost = equal_cost.ours(ctx)
   assert cost["total_seconds"] == 200.0
+  assert cost["finetune_step_equivalents"] == 250.0  # 200 s cost 200 x 200 / 160 fine-tune steps
   assert cost["overhead_seconds"] == 40.0 and cost["overhead_ratio"] == 0.25
   assert cost["images"] == {"distill": 3200, "score": 900, "refine": 640, "finetune": 25600}
   # In a sweep, the distillation is read from the top, the rest from the budget's folder.
@@ -198,19 +200,118 @@ def test_ours_adds_up_every_phase_that_made_the_student(tmp_path):
   assert equal_cost.ours(sub)["total_seconds"] == 30.0 + 6.0 + 80.0
 
 
-def test_seconds_per_step_excludes_the_compiling_step():
-  calls = []
-
+def _sleeping_step(seconds_at_load_one: float, load, calls: list):
+  """A step function that takes `seconds_at_load_one` x the machine's current load, and 0.3 s on
+  its first call (compilation)."""
   def step(state, batch):
-    time.sleep(0.5 if not calls else 0.01)  # the first call stands for compilation
+    time.sleep(0.3 if not calls else seconds_at_load_one * load())
     calls.append(batch)
     return state + 1, {"loss": np.float32(0)}
+  return step
 
-  seconds = equal_cost.seconds_per_step(step, lambda s: s, 0)
-  assert 0.009 <= seconds < 0.1
-  assert calls == list(range(equal_cost.CALIBRATION_STEPS + 1))
-  assert equal_cost.matched_steps(100.0, 0.04) == 2500
-  assert equal_cost.matched_steps(0.0, 0.04) == 1
+
+def test_side_by_side_price_excludes_compilation_and_cancels_a_changing_load():
+  """Our step takes 5 ms and the baseline's 10 ms at load 1, while the load climbs from 1 to 4
+  during the calibration (another job starting on the cores). Timed side by side in alternating
+  rounds the price is still 2; timed one after the other (as a recorded wall against a fresh
+  calibration is) it is far off."""
+  ticks = []
+  load = lambda: 1.0 + 3.0 * min(len(ticks), 160) / 160
+
+  def ticking(step):
+    def counted(state, batch):
+      ticks.append(1)
+      return step(state, batch)
+    return counted
+
+  ours_calls, base_calls = [], []
+  ours = ticking(_sleeping_step(0.005, load, ours_calls))
+  base = ticking(_sleeping_step(0.010, load, base_calls))
+  ours_s, base_s = equal_cost.side_by_side_seconds((ours, lambda s: s, 0), (base, lambda s: s, 0))
+  timed = equal_cost.CALIBRATION_ROUNDS * equal_cost.CALIBRATION_STEPS
+  assert ours_calls == base_calls == list(range(timed + 1))  # one compiling step each, excluded
+  assert ours_s < 0.05 and base_s < 0.1  # the 0.3 s compiling calls are not in the mean
+  assert base_s / ours_s == pytest.approx(2.0, rel=0.15)
+  # The same load ramp timed one after the other: what the price would be without alternation.
+  ticks.clear()
+  naive = []
+  for step in (ours, base):
+    start = time.perf_counter()
+    for i in range(1, timed + 1):
+      step(0, i)
+    naive.append(time.perf_counter() - start)
+  assert naive[1] / naive[0] > 2.0 * 1.4
+
+
+def test_matched_steps_count_our_cost_in_fine_tune_steps():
+  cost = {"finetune_step_equivalents": 1250.0}
+  assert equal_cost.matched_steps(cost, 0.02, 0.01) == 2500  # a baseline step at half the price
+  assert equal_cost.matched_steps(cost, 0.02, 0.04) == 625
+  assert equal_cost.matched_steps({"finetune_step_equivalents": 0.0}, 0.02, 0.01) == 1
+
+
+def test_report_states_how_each_baseline_was_priced():
+  from compactkd_jax.phases import report
+  cost = {"seconds": {"distill": 30.0, "score": 6.0, "refine": 4.0, "finetune": 160.0},
+          "images": {"distill": 3200, "score": 900, "refine": 640, "finetune": 25600},
+          "total_seconds": 200.0, "overhead_seconds": 40.0, "overhead_ratio": 0.25}
+  baseline = {"epochs": 12.5, "train_seconds": 210.0, "match": "total_cost",
+              "matched": {"steps": 2500, "seconds_per_step": 0.01,
+                          "ours_finetune_seconds_per_step": 0.02,
+                          "ours_finetune_step_equivalents": 1250.0}}
+  lines = report.cost_lines({"cost": cost, "baselines": {"scratch": baseline}})
+  assert "**0.250**" in lines[1]
+  assert ("ours cost 1,250 of its fine-tune steps, and this baseline's step costs 0.50 of one"
+          in lines[2]) and "1.05x ours" in lines[2]
+
+
+def test_equal_cost_baselines_train_the_steps_they_were_priced_at(finished_sweep, tmp_path,
+                                                                 monkeypatch):
+  """match="total_cost" end to end, on a copy of the finished sweep whose baselines are removed:
+  each baseline trains the steps saved in matched_steps.json, which are our cost in fine-tune steps
+  divided by its step's side-by-side price; a baseline resumed after a crash trains the same steps
+  without measuring again."""
+  import shutil
+  cfg, workdir, _ = finished_sweep
+  copy = str(tmp_path / "sweep")
+  shutil.copytree(workdir, copy)
+  removed = ("baselines", "baseline_scratch", "baseline_kd", "report",
+             os.path.join("checkpoints", "baseline_scratch"),
+             os.path.join("checkpoints", "baseline_kd"))
+  folders = [os.path.join(copy, sweep.folder_name("flops", b)) for b in BUDGETS]
+  for folder in folders:
+    for name in removed:
+      shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+  matched = cfg.copy_and_resolve_references()
+  matched.baselines.match = "total_cost"
+  matched.phases = tuple(p for p in PHASES if p != "report")
+  pipeline.run(matched, copy)
+  folder = folders[1]
+  saved = _load(folder, "baselines", "matched_steps.json")
+  distill, refine = _load(copy, "distill", "result.json"), _load(folder, "refine", "result.json")
+  finetune = _load(folder, "finetune", "result.json")
+  total = (distill["train_seconds"] + distill["score_seconds"] + refine["wall_seconds"]
+           + finetune["train_seconds"])
+  equivalents = total / finetune["train_seconds"] * finetune["steps"]
+  for kind in ("scratch", "kd"):
+    entry = saved[kind]
+    assert entry["ours_finetune_step_equivalents"] == pytest.approx(equivalents)
+    price = entry["seconds_per_step"] / entry["ours_finetune_seconds_per_step"]
+    assert entry["steps"] == max(1, round(equivalents / price))
+    result = _load(folder, f"baseline_{kind}", "result.json")
+    assert result["steps"] == entry["steps"] and result["match"] == "total_cost"
+  # The KD baseline's step is our fine-tune's computation (CE + KD from the same teacher).
+  kd_price = saved["kd"]["seconds_per_step"] / saved["kd"]["ours_finetune_seconds_per_step"]
+  assert 0.6 < kd_price < 1.7
+  # A crash before the KD baseline finished: it trains again, for the saved steps, unmeasured.
+  for name in ("baseline_kd", os.path.join("checkpoints", "baseline_kd")):
+    shutil.rmtree(os.path.join(folder, name))
+  os.remove(os.path.join(folder, "baselines", "result.json"))  # the phase had not finished
+  monkeypatch.setattr(equal_cost, "side_by_side_seconds",
+                      lambda *a: pytest.fail("a saved match was measured again"))
+  pipeline.run(matched, copy)
+  assert _load(folder, "baseline_kd", "result.json")["steps"] == saved["kd"]["steps"]
+  assert _load(folder, "baselines", "matched_steps.json") == saved
 
 
 @pytest.mark.parametrize("key, value", [

@@ -1,7 +1,8 @@
 """The baselines phase (design stage 8): the same student architecture from random init, CE only
 ("scratch") and CE + Hinton KD ("kd"), trained either for the configured epochs or, with
-`baselines.match="total_cost"`, for the steps that cost the same wall time as everything that made
-our student (equal_cost.py). Each is saved to `<workdir>/baseline_<kind>/`."""
+`baselines.match="total_cost"`, for the steps that cost what everything that made our student cost
+(equal_cost.py: counted in our fine-tune's steps, priced side by side). Each is saved to
+`<workdir>/baseline_<kind>/`."""
 from compactkd_jax import equal_cost, feed, seeds, supervised, train, workdir
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
@@ -38,21 +39,36 @@ def run(ctx: RunContext) -> dict:
 
 def _matched_steps(ctx: RunContext, kind: str, net, variables, teacher_net, teacher_vars,
                    kd) -> int:
-  """The steps of baseline `kind` that cost our student's total wall time; decided once, saved in
-  `<workdir>/baselines/matched_steps.json` before training, so a resumed run trains the same."""
+  """The steps of baseline `kind` that cost what our student did (equal_cost.py); decided once,
+  saved in `<workdir>/baselines/matched_steps.json` before training, so a resumed run trains the
+  same."""
   saved = ctx.read_json(*workdir.MATCHED_STEPS) or {}
   if kind in saved:
     return saved[kind]["steps"]
   cost = equal_cost.ours(ctx)
-  tcfg = ctx.cfg.baselines.train
-  step, batch_fn = supervised.supervised_step(ctx, net, tcfg, seeds.STUDENT_TRAIN, teacher_net,
-                                              teacher_vars, kd)
-  # Any step count gives the same per-step time; the schedule length does not matter here.
-  probe = feed.replicate(train.create_state(equal_cost.throwaway_copy(variables), tcfg, 1000),
-                         ctx.mesh)
-  seconds = equal_cost.seconds_per_step(step, batch_fn, probe)
-  steps = equal_cost.matched_steps(cost["total_seconds"], seconds)
+  if not cost["finetune_step_equivalents"]:
+    raise UserError("the finetune result records no step count (a workdir of an older version); "
+                    "delete its finetune folder to redo it, or set config.baselines.match='epochs'")
+  ours = _probe(ctx, net, variables, ctx.cfg.finetune.train, teacher_net, teacher_vars,
+                ctx.cfg.finetune.kd)
+  baseline = _probe(ctx, net, variables, ctx.cfg.baselines.train, teacher_net, teacher_vars, kd)
+  ours_seconds, seconds = equal_cost.side_by_side_seconds(ours, baseline)
+  steps = equal_cost.matched_steps(cost, ours_seconds, seconds)
   saved[kind] = {"steps": steps, "seconds_per_step": seconds,
+                 "ours_finetune_seconds_per_step": ours_seconds,
+                 "ours_finetune_step_equivalents": cost["finetune_step_equivalents"],
                  "target_seconds": cost["total_seconds"]}
   ctx.write_json(saved, *workdir.MATCHED_STEPS)
   return steps
+
+
+def _probe(ctx: RunContext, net, variables, tcfg, teacher_net, teacher_vars, kd) -> tuple:
+  """(step_fn, batch_fn, state) of one training recipe for timing, on a throwaway copy of the
+  variables (the step donates its state); our fine-tune and a baseline differ only in their
+  recipe, so the same architecture and initial weights serve both."""
+  step, batch_fn = supervised.supervised_step(ctx, net, tcfg, seeds.STUDENT_TRAIN, teacher_net,
+                                              teacher_vars, kd)
+  # Any step count gives the same per-step time; the schedule length does not matter here.
+  state = feed.replicate(train.create_state(equal_cost.throwaway_copy(variables), tcfg, 1000),
+                         ctx.mesh)
+  return step, batch_fn, state

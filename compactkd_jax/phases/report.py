@@ -43,6 +43,7 @@ def collect(ctx: RunContext) -> dict:
   rows["student"].update(train_seconds=ours["total_seconds"],
                          train_images=sum(ours["images"].values()))
   baselines = {}
+  matched = ctx.read_json(*workdir.MATCHED_STEPS) or {}
   for kind in ctx.cfg.baselines.kinds:
     res = ctx.read_json(workdir.baseline_dir(kind), workdir.RESULT)
     if res is not None:
@@ -50,7 +51,8 @@ def collect(ctx: RunContext) -> dict:
       baselines[kind] = {**_row(ctx, workdir.baseline_dir(kind), net, variables, res),
                          "train_seconds": res["train_seconds"],
                          "train_images": res.get("images", 0), "epochs": res.get("epochs"),
-                         "match": res.get("match", "epochs")}
+                         "match": res.get("match", "epochs"),
+                         "matched": matched.get(kind)}
   walls = {p: (workdir.read_result(ctx, p) or {}).get("wall_seconds")
            for p in ctx.cfg.phases if p != "report"}
   exported = export.export(ctx.path(workdir.EXPORT), s_net, s_vars, ctx.dataset.image_shape,
@@ -179,10 +181,15 @@ def cost_lines(results: dict) -> list[str]:
            "The teacher's training is not counted (every method starts from it).",
            f"Overhead of the method (distill + score + refine) against the fine-tune, one training "
            f"of the student: {c['overhead_seconds']:.0f} s / {c['seconds']['finetune']:.0f} s = "
-           f"**{c['overhead_ratio']:.2f}** (target <= 0.25)."]
+           f"**{c['overhead_ratio']:.3f}** (target <= 0.25)."]
   for kind, r in results["baselines"].items():
-    how = ("matched to our total wall time" if r["match"] == "total_cost"
+    how = ("matched to our total cost" if r["match"] == "total_cost"
            else "the configured epochs")
+    m = r.get("matched") or {}
+    if r["match"] == "total_cost" and "ours_finetune_seconds_per_step" in m:
+      price = m["seconds_per_step"] / m["ours_finetune_seconds_per_step"]
+      how += (f": ours cost {m['ours_finetune_step_equivalents']:,.0f} of its fine-tune steps, "
+              f"and this baseline's step costs {price:.2f} of one, timed side by side")
     lines.append(f"Baseline {kind}: {r['epochs']:.2f} epochs ({how}), {r['train_seconds']:.0f} s "
                  f"= {r['train_seconds'] / max(c['total_seconds'], 1e-9):.2f}x ours.")
   return lines
