@@ -91,6 +91,7 @@ def _manager_for_run(spec: LoopConfig) -> ocp.CheckpointManager:
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f"reset {spec.checkpoint_dir}")
     return checkpoint_manager(spec.checkpoint_dir, spec.total_steps)
+  manager.close()
   raise UserError(f"[{spec.name}] the checkpoints in {spec.checkpoint_dir} were made for a "
                   f"{int(recorded)}-step run but this run has {spec.total_steps} steps (its config "
                   f"or its matched cost changed); delete that folder to start this loop over, or "
