@@ -240,7 +240,7 @@ def test_side_by_side_price_excludes_compilation_and_cancels_a_changing_load():
     for i in range(1, timed + 1):
       step(0, i)
     naive.append(time.perf_counter() - start)
-  assert naive[1] / naive[0] > 2.0 * 1.4
+  assert naive[1] / naive[0] > 2.0 * 1.3  # about 3: the baseline was timed at a higher load
 
 
 def test_matched_steps_count_our_cost_in_fine_tune_steps():
