@@ -10,7 +10,9 @@
 #      results/peer_resnet20_8ep.md (scripts/summarize_peer.py). Its matched steps come from our
 #      recorded walls, not from its own timing, so a job on the other core does not bias them.
 #   3. The ResNet-56 teacher (width 0.25) trained to a plateau: configs/resnet56_teacher.py, pinned
-#      to the other core beside step 2.
+#      to the other core beside step 2 (committed as teachers/fashion_mnist_resnet56_w0.25).
+#   4. The ResNet-56 sweep: the same recipe from that teacher, seeds 0 and 1, 50% and 25% MACs;
+#      summary: results/tradeoff_resnet56_8ep.md.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -28,3 +30,11 @@ for seed in 0 1; do
 done
 $PY scripts/summarize_peer.py --out results/peer_resnet20_8ep runs/sweep8_s0 runs/sweep8_s1
 wait
+for seed in 0 1; do
+  $PY -m compactkd_jax.main --config configs/quickstart.py --workdir runs/r56_sweep8_s$seed \
+    --config.seed=$seed --config.teacher.model=resnet56 --config.teacher.options.width=0.25 \
+    --config.teacher.checkpoint=teachers/fashion_mnist_resnet56_w0.25 \
+    --config.select.budgets="(0.5,0.25)" --config.finetune.train.epochs=8 \
+    --config.report.runtimes="()" >> runs/r56_sweep8_s$seed.log 2>&1 || exit 1
+done
+$PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet56_8ep runs/r56_sweep8_s0 runs/r56_sweep8_s1
