@@ -164,8 +164,10 @@ def split_state_variables(variables: dict, block: str) -> dict:
   return {k: {block: v[block]} for k, v in variables.items()}
 
 
-def run_schedule(ctx, setup: DistillSetup, teacher_vars, tcfg, schedule: str) -> dict:
-  """Trains every candidate through the one loop; returns the candidate variables tree."""
+def run_schedule(ctx, setup: DistillSetup, teacher_vars, tcfg, schedule: str,
+                 prior: train.PriorWork | None = None) -> dict:
+  """Trains every candidate through the one loop; returns the candidate variables tree. `prior`
+  collects the seconds of earlier processes when a loop resumed."""
   if not any(menu for _, menu in setup.menus):
     return {"params": {}, "batch_stats": {}}  # a menu of keep and skip only: nothing to train
   total = train.num_steps(tcfg, ctx.splits["train"].size)
@@ -193,7 +195,8 @@ def run_schedule(ctx, setup: DistillSetup, teacher_vars, tcfg, schedule: str) ->
                             checkpoint_dir=ctx.checkpoint_dir(name),
                             log_every=tcfg.log_every_steps,
                             checkpoint_every=tcfg.checkpoint_every_steps,
-                            lr_hint="config.distill.train.learning_rate", writer=ctx.writer)
+                            lr_hint="config.distill.train.learning_rate", writer=ctx.writer,
+                            prior=prior)
     state = train.run_loop(loop, state)
     out["params"].update(state.params)
     out["batch_stats"].update(state.batch_stats)

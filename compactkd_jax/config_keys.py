@@ -101,7 +101,7 @@ RULES = {
     "teacher.options.dropout": _num("dropout rate of VGG/MobileNetV2 heads", high=1),
     "distill.schedule": Rule("train all blocks' candidates at once or block after block",
                              choices=("parallel", "sequential")),
-    "distill.inherit": Rule("slim candidates start from the teacher's strongest channels"),
+    "distill.inherit": Rule("slim and inner candidates start from the teacher's strongest channels"),
     "distill.score_examples": _num("> 0 scores candidates on the first N validation examples"),
     "distill.candidates": Rule("the candidate menu of every block", choices=_candidates,
                                each=True, nonempty=True),

@@ -212,7 +212,8 @@ def check_zoo(net: BlockNet) -> None:
   """Compact candidates (skip, slim, dwsep, ...) have no place in a zoo checkpoint's layout."""
   compact = [b.name for b in (net.stem, *net.blocks) if b.kind == "identity" or
              any(dict(b.options).get(k, d) != d for k, d in (("conv_type", "full"),
-                                                             ("width_ratio", 1.0)))]
+                                                             ("width_ratio", 1.0),
+                                                             ("inner_ratio", 1.0)))]
   if compact:
     raise UserError(f"only zoo teachers map onto a PyTorch zoo layout; blocks {compact} are "
                     "compact candidates that no PyTorch zoo checkpoint has")

@@ -7,6 +7,9 @@ largest L2 norm).
   takes S as input and keeps its strongest r*F outputs T; the restore 1x1 conv puts T back at their
   places (a selection matrix) and its BN undoes unit2's normalization, so at the start the block is
   the teacher block with the weak channels of both convs removed.
+- `inner_r` of a CIFAR ResNet basic block: unit1 keeps its strongest r*F output channels S; unit2
+  takes S as input and keeps every output and its BN: exactly the block structured pruning leaves
+  (Torch-Pruning removes the same coupled channels of a basic block).
 - `slim_r` of a MobileNetV2 block: the expand conv keeps its strongest outputs S, the depthwise
   conv and its BN keep S, the project conv takes S as input: exactly the pruned block.
 
@@ -31,6 +34,8 @@ def _bn(params: dict, stats: dict, keep: np.ndarray):
 
 
 def _basic(tp: dict, ts: dict, cp: dict, cs: dict) -> tuple[dict, dict]:
+  if "restore" not in cp:
+    return _basic_inner(tp, ts, cp, cs)
   inner = cp["unit1"]["conv"]["kernel"].shape[-1]
   s = _strongest(tp["unit1"]["conv"]["kernel"], tp["unit1"]["bn"], ts["unit1"]["bn"], inner)
   k2 = tp["unit2"]["conv"]["kernel"][:, :, s, :]
@@ -60,6 +65,16 @@ def _basic(tp: dict, ts: dict, cp: dict, cs: dict) -> tuple[dict, dict]:
   return p, st
 
 
+def _basic_inner(tp: dict, ts: dict, cp: dict, cs: dict) -> tuple[dict, dict]:
+  middle = cp["unit1"]["conv"]["kernel"].shape[-1]
+  s = _strongest(tp["unit1"]["conv"]["kernel"], tp["unit1"]["bn"], ts["unit1"]["bn"], middle)
+  bn1 = _bn(tp["unit1"]["bn"], ts["unit1"]["bn"], s)
+  p = {**tp, "unit1": {"conv": {"kernel": tp["unit1"]["conv"]["kernel"][..., s]}, "bn": bn1[0]},
+       "unit2": {"conv": {"kernel": tp["unit2"]["conv"]["kernel"][:, :, s, :]},
+                 "bn": tp["unit2"]["bn"]}}
+  return p, {**ts, "unit1": {"bn": bn1[1]}}
+
+
 def _inverted_residual(tp: dict, ts: dict, cp: dict, cs: dict) -> tuple[dict, dict]:
   if "expand" not in tp or "expand" not in cp:
     return cp, cs
@@ -78,13 +93,15 @@ _INHERIT = {"basic": _basic, "inverted_residual": _inverted_residual}
 
 
 def applies(spec: LayerSpec, teacher_spec: LayerSpec) -> bool:
-  """A narrower copy of the teacher block: same kind and options but width_ratio < 1."""
+  """A narrower copy of the teacher block: same kind and options but width_ratio < 1 (slim) or
+  inner_ratio < 1 (inner)."""
   if spec.kind not in _INHERIT or spec.kind != teacher_spec.kind:
     return False
   opts, teacher_opts = dict(spec.options), dict(teacher_spec.options)
-  ratio = opts.pop("width_ratio", 1.0)
-  teacher_opts.pop("width_ratio", None)
-  return ratio < 1.0 and opts == teacher_opts
+  ratios = [opts.pop(k, 1.0) for k in ("width_ratio", "inner_ratio")]
+  for k in ("width_ratio", "inner_ratio"):
+    teacher_opts.pop(k, None)
+  return min(ratios) < 1.0 and opts == teacher_opts
 
 
 def from_teacher(variables: dict, menus, teacher_blocks: dict, teacher_vars: dict) -> dict:

@@ -122,7 +122,8 @@ def supervised_step(ctx: RunContext, net: BlockNet, tcfg, stream: str, teacher_n
 
 
 def run_supervised(ctx: RunContext, name: str, net: BlockNet, state, tcfg, total: int,
-                   section: str, stream: str, teacher_net=None, teacher_vars=None, kd=None):
+                   section: str, stream: str, teacher_net=None, teacher_vars=None, kd=None,
+                   prior: train.PriorWork | None = None):
   """Trains `net` from `state` for `total` steps through the one loop (resumable, checkpoints in
   `ctx.checkpoint_dir(name)`); `section` names the config section in hints."""
   step, batch_fn = supervised_step(ctx, net, tcfg, stream, teacher_net, teacher_vars, kd)
@@ -132,7 +133,8 @@ def run_supervised(ctx: RunContext, name: str, net: BlockNet, state, tcfg, total
                           checkpoint_dir=ctx.checkpoint_dir(name), log_every=tcfg.log_every_steps,
                           checkpoint_every=tcfg.checkpoint_every_steps,
                           eval_every=tcfg.eval_every_steps, eval_fn=eval_fn,
-                          lr_hint=f"config.{section}.train.learning_rate", writer=ctx.writer)
+                          lr_hint=f"config.{section}.train.learning_rate", writer=ctx.writer,
+                          prior=prior)
   return train.run_loop(loop, state)
 
 
@@ -141,14 +143,14 @@ def train_and_save(ctx: RunContext, folder: str, net: BlockNet, variables: dict,
                    total: int | None = None, extra: dict | None = None) -> dict:
   """Trains `net` from `variables` with config `<section>.train` (for `total` steps, default its
   epochs), saves it to `<workdir>/<folder>/`; returns steps, images, epochs, validation and test
-  accuracy and the wall time."""
-  start = time.perf_counter()
+  accuracy and the wall time (with that of earlier processes, when it resumed)."""
+  start, prior = time.perf_counter(), train.PriorWork()
   tcfg = ctx.cfg[section].train
   feed.check_batch_size(tcfg.batch_size, ctx.mesh, f"config.{section}.train.batch_size")
   total = total or train.num_steps(tcfg, ctx.splits["train"].size)
   state = feed.replicate(train.create_state(variables, tcfg, total), ctx.mesh)
   state = run_supervised(ctx, folder, net, state, tcfg, total, section, stream, teacher_net,
-                         teacher_vars, kd)
+                         teacher_vars, kd, prior)
   final = variables_of(state)
   artifacts.save_model(ctx.path(folder), net, final, ctx.dataset.image_shape,
                        ctx.dataset.num_classes, ctx.preprocess, extra)
@@ -157,4 +159,5 @@ def train_and_save(ctx: RunContext, folder: str, net: BlockNet, variables: dict,
   return {"steps": total, "images": total * tcfg.batch_size,
           "epochs": total * tcfg.batch_size / ctx.splits["train"].size,
           "val_accuracy": ev("validation"), "test_accuracy": ev("test"),
-          "train_seconds": time.perf_counter() - start}
+          "train_seconds": time.perf_counter() - start + prior.seconds,
+          "resumed_seconds": prior.seconds}

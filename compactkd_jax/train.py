@@ -24,6 +24,9 @@ from flax.training import train_state
 from compactkd_jax.errors import UserError
 
 
+LOOP_SECONDS = "loop_seconds"
+
+
 class TrainState(train_state.TrainState):
   batch_stats: Any = None
 
@@ -51,6 +54,15 @@ def create_state(variables: dict, tcfg, total_steps: int, apply_fn=None) -> Trai
 
 
 @dataclasses.dataclass
+class PriorWork:
+  """Seconds that earlier, interrupted processes spent in a phase's loops up to the checkpoints this
+  process resumed from. A phase adds them to its own wall time, so a resumed phase reports what it
+  cost in all, as an uninterrupted one would (the equal-cost baselines are priced from it). Work
+  after the last checkpoint, redone on resume, is not counted twice."""
+  seconds: float = 0.0
+
+
+@dataclasses.dataclass
 class LoopConfig:
   """What the loop needs from a phase."""
   name: str
@@ -64,6 +76,7 @@ class LoopConfig:
   eval_fn: Callable[[TrainState], dict] | None = None
   lr_hint: str = "learning_rate"  # the config key to name when the loss is not finite
   writer: Any = None
+  prior: PriorWork | None = None  # collects the loop seconds of earlier processes, when resumed
 
 
 def checkpoint_manager(directory: str, total_steps: int | None = None) -> ocp.CheckpointManager:
@@ -117,6 +130,18 @@ def restore_latest(manager: ocp.CheckpointManager, state: TrainState, name: str)
   return state
 
 
+def _recorded_seconds(manager: ocp.CheckpointManager, step: int, name: str) -> float:
+  """The loop seconds that checkpoint `step` records (0 for a fresh start)."""
+  if step == 0:
+    return 0.0
+  recorded = manager.metadata(step).custom_metadata.get(LOOP_SECONDS)
+  if recorded is None:  # written before checkpoints recorded their time
+    logging.warning("[%s] checkpoint %d records no time: the seconds before it are not counted in "
+                    "this phase's cost", name, step)
+    return 0.0
+  return float(recorded)
+
+
 def _finite(metrics: dict) -> bool:
   return all(np.all(np.isfinite(v)) for v in metrics.values())
 
@@ -145,6 +170,9 @@ def run_loop(spec: LoopConfig, state: TrainState) -> TrainState:
   manager = _manager_for_run(spec)
   state = restore_latest(manager, state, spec.name)
   start = int(state.step)
+  earlier = _recorded_seconds(manager, start, spec.name)
+  if spec.prior is not None:
+    spec.prior.seconds += earlier
   pending, t_start, s_start = [], time.perf_counter(), start
   for step in range(start, spec.total_steps):
     state, metrics = spec.step_fn(state, spec.batch_fn(step))
@@ -174,7 +202,9 @@ def run_loop(spec: LoopConfig, state: TrainState) -> TrainState:
         manager.wait_until_finished()
         raise UserError(f"[{spec.name}] weights are not finite at step {done}; lower "
                         f"{spec.lr_hint} (checkpoints up to the last good step are kept)")
-      manager.save(done, args=ocp.args.StandardSave(state))
+      # Each checkpoint records the loop seconds behind it, across every process that ran them.
+      manager.save(done, args=ocp.args.StandardSave(state),
+                   custom_metadata={LOOP_SECONDS: earlier + time.perf_counter() - t_start})
   manager.wait_until_finished()  # async save: make the final checkpoint durable before returning
   manager.close()
   return state

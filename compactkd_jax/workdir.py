@@ -29,6 +29,7 @@ from compactkd_jax.models.net import BlockNet, LayerSpec
 RESULT = "result.json"
 TEACHER = "teacher"
 CANDIDATES = ("distill", "candidates")
+CANDIDATES_COST = ("distill", "candidates_cost.json")
 SCORES = ("distill", "scores.json")
 PLAN = ("select", "plan.json")
 CHOSEN = ("select", "chosen")
@@ -118,9 +119,17 @@ def load_model(ctx: RunContext, folder: str) -> tuple[BlockNet, dict]:
 
 # --- distillation: candidates and scores ---------------------------------------------------------
 
-def save_candidates(ctx: RunContext, cand_vars: dict) -> None:
+def save_candidates(ctx: RunContext, cand_vars: dict, train_seconds: float) -> None:
+  """The candidates and what training them cost, so a run interrupted while scoring still counts
+  it."""
   if jax.tree.leaves(cand_vars):  # a menu of keep and skip only trains nothing
+    ctx.write_json({"train_seconds": train_seconds}, *CANDIDATES_COST)
     _save_tree(ctx.path(*CANDIDATES), cand_vars)
+
+
+def candidates_seconds(ctx: RunContext) -> float:
+  """The training seconds saved with the candidates (0 for workdirs of older versions)."""
+  return (ctx.read_json(*CANDIDATES_COST) or {}).get("train_seconds", 0.0)
 
 
 def has_candidates(ctx: RunContext) -> bool:

@@ -12,7 +12,15 @@
 #   3. The ResNet-56 teacher (width 0.25) trained to a plateau: configs/resnet56_teacher.py, pinned
 #      to the other core beside step 2 (committed as teachers/fashion_mnist_resnet56_w0.25).
 #   4. The ResNet-56 sweep: the same recipe from that teacher, seeds 0 and 1, 50% and 25% MACs;
-#      summary: results/tradeoff_resnet56_8ep.md.
+#      summary: results/tradeoff_resnet56_8ep.md. Seed 0 ran alone up to its fine-tunes; its
+#      baselines (priced side by side, so a load does not bias their steps) ran pinned to core 0
+#      beside step 5.
+#   5. Menu ablation, why Torch-Pruning wins at 50% (results/peer_resnet20_8ep.md): step 1's recipe
+#      with "inner" candidates added to the menu (a basic block narrowed only between its two 3x3
+#      convs, inherited: the block structured pruning leaves), seeds 0 and 1, up to the fine-tune,
+#      pinned to core 1. First a control: the default menu on the current code up to refinement,
+#      whose scores must equal step 1's (runs/sweep8_s0 was made by an older commit). Summary against
+#      steps 1-2: results/inner_ablation_resnet20_8ep.md (scripts/summarize_menu_ablation.py).
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -30,11 +38,27 @@ for seed in 0 1; do
 done
 $PY scripts/summarize_peer.py --out results/peer_resnet20_8ep runs/sweep8_s0 runs/sweep8_s1
 wait
+COMMON=(--config configs/quickstart.py --config.select.budgets="(0.5,0.25)"
+        --config.finetune.train.epochs=8 --config.report.runtimes="()")
+(
+  taskset -c 1 $PY -m compactkd_jax.main "${COMMON[@]}" --workdir runs/ctl8_s0 --config.seed=0 \
+    "--config.phases=('teacher','distill','select','refine')" > runs/ctl8_s0.log 2>&1 || exit 1
+  for seed in 0 1; do
+    taskset -c 1 $PY -m compactkd_jax.main "${COMMON[@]}" --workdir runs/inner8_s$seed \
+      --config.seed=$seed "--config.phases=('teacher','distill','select','refine','finetune')" \
+      "--config.distill.candidates=('keep','slim_0.25','slim_0.5','slim_0.75','inner_0.25','inner_0.5','inner_0.75','skip')" \
+      >> runs/inner8_s$seed.log 2>&1 || exit 1
+  done
+) &
 for seed in 0 1; do
-  $PY -m compactkd_jax.main --config configs/quickstart.py --workdir runs/r56_sweep8_s$seed \
+  taskset -c 0 $PY -m compactkd_jax.main --config configs/quickstart.py --workdir runs/r56_sweep8_s$seed \
     --config.seed=$seed --config.teacher.model=resnet56 --config.teacher.options.width=0.25 \
     --config.teacher.checkpoint=teachers/fashion_mnist_resnet56_w0.25 \
     --config.select.budgets="(0.5,0.25)" --config.finetune.train.epochs=8 \
     --config.report.runtimes="()" >> runs/r56_sweep8_s$seed.log 2>&1 || exit 1
 done
+wait
 $PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet56_8ep runs/r56_sweep8_s0 runs/r56_sweep8_s1
+$PY scripts/summarize_menu_ablation.py --out results/inner_ablation_resnet20_8ep --label "slim + inner" \
+  --control runs/sweep8_s0,runs/sweep8_s1 --variant runs/inner8_s0,runs/inner8_s1 \
+  --command "scripts/tradeoff_experiments.sh steps 1, 2 and 5"

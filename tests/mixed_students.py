@@ -3,7 +3,8 @@ student with another implementation of it (the PyTorch mirror, the deployed runt
 from compactkd_jax import cost
 from compactkd_jax.models import candidates, get_model
 
-NAMES = ["dwsep", "slim_0.5", "ir_2", "skip", "slim_0.25", "ir_1", "keep", "ir_6", "slim_0.75"]
+NAMES = ["dwsep", "slim_0.5", "inner_0.5", "ir_2", "skip", "slim_0.25", "ir_1", "keep", "ir_6",
+         "slim_0.75", "inner_0.25"]
 
 
 def mixed_student(name, shape, **options):

@@ -135,4 +135,9 @@ def test_pipeline_killed_in_distill_and_finetune_resumes_to_the_same_result(unin
   assert os.path.getmtime(os.path.join(killed, "teacher", "result.json")) == teacher_done
   assert os.path.getmtime(os.path.join(killed, "distill", "result.json")) == distill_done
   assert "[finetune] resumed from checkpoint at step" in resumed.stderr
+  # Its cost counts what the killed process spent up to that checkpoint (the equal-cost baselines
+  # are priced from it), besides its own time.
+  with open(os.path.join(killed, "finetune", "result.json")) as f:
+    finetune = json.load(f)
+  assert 0 < finetune["resumed_seconds"] < finetune["train_seconds"]
   assert_identical_outcomes(pipeline_outcome(killed), pipeline_outcome(uninterrupted))

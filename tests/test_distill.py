@@ -121,6 +121,7 @@ def test_every_candidate_keeps_block_shapes(name, options, shape):
   assert {"keep", "slim_0.25", "slim_0.5", "ir_1"} <= offered
   assert ("dwsep" in offered) == (name != "mobilenet_v2")
   assert ("skip" in offered) == (not name.startswith("vgg"))
+  assert ("inner_0.5" in offered) == name.startswith("resnet")
 
 
 def _dominated(spec, block, in_shape):
@@ -155,6 +156,11 @@ def _check_menu_rules(name, block, in_shape, out_shape, menu):
     assert _offered_unless_dominated(menu, f"slim_{r}", block, in_shape, out_shape, True)
     if f"slim_{r}" in menu:
       assert dict(menu[f"slim_{r}"].options)["width_ratio"] == r
+    # inner narrows only between a basic block's two convs (what pruning removes).
+    assert _offered_unless_dominated(menu, f"inner_{r}", block, in_shape, out_shape,
+                                     block.kind == "basic")
+    if f"inner_{r}" in menu:
+      assert dict(menu[f"inner_{r}"].options)["inner_ratio"] == r
 
 
 def test_mobilenet_expansion_one_block_gets_no_inverted_residual():

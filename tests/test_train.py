@@ -323,6 +323,55 @@ def test_resume_after_crash_equals_uninterrupted_run(loop_parts, tmp_path, caplo
   assert sum(moved) > len(moved) // 2
 
 
+def test_a_resumed_loop_counts_the_seconds_of_the_interrupted_one(loop_parts, tmp_path):
+  """The equal-cost baselines are priced from the phases' recorded seconds: a phase resumed after an
+  interruption must count what its earlier process spent up to the checkpoint it resumed from (and
+  not the steps after it, which are redone), not only its own wall time."""
+  tcfg = _tcfg()
+  _, _, step, _ = loop_parts
+  pause = 0.2  # far above a step's compute, so the seconds are known to within the pauses
+
+  def slow_step(state, idx):
+    time.sleep(pause)
+    return step(state, idx)
+
+  calls = []
+
+  def crashing_step(state, idx):
+    if len(calls) == CRASH_AFTER:
+      raise Crash("simulated crash")
+    calls.append(1)
+    return slow_step(state, idx)
+
+  directory = str(tmp_path / "timed")
+  first = train.PriorWork()
+  spec = _spec(loop_parts, tcfg, directory, crashing_step)
+  spec.prior = first
+  started = time.perf_counter()
+  with pytest.raises(Crash):
+    train.run_loop(spec, _fresh_state(loop_parts, tcfg))
+  first_process = time.perf_counter() - started
+  assert first.seconds == 0.0  # a fresh start has no earlier work
+  _wait_for_checkpoint(directory, LAST_CHECKPOINT)
+  resumed = train.PriorWork()
+  spec = _spec(loop_parts, tcfg, directory, slow_step)
+  spec.prior = resumed
+  started = time.perf_counter()
+  train.run_loop(spec, _fresh_state(loop_parts, tcfg))
+  second_process = time.perf_counter() - started
+  # What the first process spent up to its checkpoint: at least the LAST_CHECKPOINT pauses (and
+  # the step's compilation), without the steps after it, which the resumed run redid.
+  assert resumed.seconds >= LAST_CHECKPOINT * pause
+  assert first_process - resumed.seconds >= (CRASH_AFTER - LAST_CHECKPOINT) * pause
+  # A finished loop run again counts the whole loop once, across both processes.
+  again = train.PriorWork()
+  spec = _spec(loop_parts, tcfg, directory, slow_step)
+  spec.prior = again
+  train.run_loop(spec, _fresh_state(loop_parts, tcfg))
+  assert again.seconds >= resumed.seconds + (TOTAL_STEPS - LAST_CHECKPOINT) * pause
+  assert again.seconds <= resumed.seconds + second_process
+
+
 def test_checkpoints_of_another_run_length_are_refused(loop_parts, tmp_path):
   """A loop's cosine schedule depends on its length: checkpoints made for 6 steps must not be
   resumed by a 9-step run (e.g. an equal-cost baseline recalibrated to another step count)."""

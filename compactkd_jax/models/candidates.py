@@ -35,6 +35,16 @@ def _slim(ratio: float) -> Builder:
   return build
 
 
+def _inner(ratio: float) -> Builder:
+  """Narrows only the channels inside a basic block (what structured pruning removes); other kinds
+  have no such inner width apart from the one slim already narrows (MobileNetV2's expansion)."""
+  def build(spec, in_shape, out_shape):
+    if spec.kind == "basic":
+      return spec.replace(inner_ratio=ratio)
+    return None
+  return build
+
+
 def _stride(in_shape: Shape, out_shape: Shape) -> int | None:
   """1 or 2 where a 3x3 conv with padding 1 maps in_shape's grid onto out_shape's; else None."""
   if in_shape[:2] == out_shape[:2]:
@@ -66,6 +76,7 @@ CANDIDATES: dict[str, Builder] = {
     "keep": _keep,
     "dwsep": _dwsep,
     **{f"slim_{r}": _slim(r) for r in (0.25, 0.5, 0.75)},
+    **{f"inner_{r}": _inner(r) for r in (0.25, 0.5, 0.75)},
     **{f"ir_{t}": _inverted_residual(t) for t in (1, 2, 3, 6)},
     "skip": _skip,
 }

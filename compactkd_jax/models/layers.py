@@ -158,17 +158,23 @@ class ConvBlock(nn.Module):
 
 class BasicBlock(nn.Module):
   """CIFAR ResNet basic block. shortcut "A": strided identity, zero-padded channels (no params);
-  "B": 1 x 1 conv + BN where the shape changes."""
+  "B": 1 x 1 conv + BN where the shape changes.
+
+  width_ratio < 1 narrows both 3 x 3 convs and restores the width with a 1 x 1 conv unit ("slim").
+  inner_ratio < 1 narrows only the channels between the two 3 x 3 convs; unit2 keeps the block's
+  full output, so no restore is needed: the block structured pruning leaves ("inner")."""
   features: int
   stride: int = 1
   shortcut: str = "A"
   conv_type: str = "full"
   width_ratio: float = 1.0
+  inner_ratio: float = 1.0
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     inner = _scaled(self.features, self.width_ratio)
-    y = ConvUnit(inner, 3, self.stride, self.conv_type, "relu", name="unit1")(x, train)
+    middle = _scaled(inner, self.inner_ratio)
+    y = ConvUnit(middle, 3, self.stride, self.conv_type, "relu", name="unit1")(x, train)
     y = ConvUnit(inner, 3, 1, self.conv_type, "none", name="unit2")(y, train)
     if inner != self.features:
       y = ConvUnit(self.features, 1, act="none", name="restore")(y, train)

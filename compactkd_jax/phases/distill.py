@@ -11,13 +11,15 @@ def run(ctx: RunContext) -> dict:
   teacher_net, teacher_vars = workdir.load_teacher(ctx)
   setup = blockwise.distill_setup(teacher_net, ctx.dataset.image_shape, ctx.cfg.distill.candidates)
   tcfg = ctx.cfg.distill.train
-  start = time.perf_counter()
   if workdir.has_candidates(ctx):  # trained in an earlier, interrupted run: only scoring was left
     cand_vars = workdir.load_candidates(ctx)
+    train_seconds = workdir.candidates_seconds(ctx)
   else:
-    cand_vars = blockwise.run_schedule(ctx, setup, teacher_vars, tcfg, ctx.cfg.distill.schedule)
-    workdir.save_candidates(ctx, cand_vars)
-  train_seconds = time.perf_counter() - start
+    start, prior = time.perf_counter(), train.PriorWork()
+    cand_vars = blockwise.run_schedule(ctx, setup, teacher_vars, tcfg, ctx.cfg.distill.schedule,
+                                       prior)
+    train_seconds = time.perf_counter() - start + prior.seconds
+    workdir.save_candidates(ctx, cand_vars, train_seconds)
   cand_vars = feed.replicate(cand_vars, ctx.mesh)
   val = ctx.splits["validation"]
   if 0 < ctx.cfg.distill.score_examples < val.size:

@@ -3,6 +3,7 @@ student's replaced blocks in order; each is trained a little more on the output 
 prefix, to match the teacher's features at the same depth, so errors do not pile up.
 The result is saved to `<workdir>/refine/` as the student's starting point for the fine-tune."""
 import functools
+import time
 
 import jax
 
@@ -45,6 +46,7 @@ def refine_blocks(plan: dict) -> list[str]:
 
 
 def run(ctx: RunContext) -> dict:
+  start, prior = time.perf_counter(), train.PriorWork()
   teacher_net, teacher_vars, net, variables, plan = workdir.initial_student(ctx)
   variables = feed.replicate(variables, ctx.mesh)
   tcfg, tr = ctx.cfg.refine.train, ctx.splits["train"]
@@ -70,7 +72,8 @@ def run(ctx: RunContext) -> dict:
                             batch_fn=batch_fn, checkpoint_dir=ctx.checkpoint_dir(f"refine_{block}"),
                             log_every=tcfg.log_every_steps,
                             checkpoint_every=tcfg.checkpoint_every_steps,
-                            lr_hint="config.refine.train.learning_rate", writer=ctx.writer)
+                            lr_hint="config.refine.train.learning_rate", writer=ctx.writer,
+                            prior=prior)
     state = train.run_loop(loop, state)
     # The refined block becomes part of the prefix the next block is trained on.
     variables = {"params": {**variables["params"], block: state.params},
@@ -79,4 +82,6 @@ def run(ctx: RunContext) -> dict:
   workdir.save_model(ctx, workdir.REFINED, net, variables)
   blocks = refine_blocks(plan)
   return {"blocks": blocks, "steps_per_block": total,
-          "images": len(blocks) * total * tcfg.batch_size}
+          "images": len(blocks) * total * tcfg.batch_size,
+          # With the loop seconds of earlier processes, when a block's loop resumed.
+          "wall_seconds": time.perf_counter() - start + prior.seconds}

@@ -264,18 +264,20 @@ class ConvBlock(nn.Module):
 
 
 class BasicBlock(nn.Module):
-  """layers.BasicBlock: unit1 (relu), unit2 (no act), optional restore, + shortcut, relu.
+  """layers.BasicBlock: unit1 (relu), unit2 (no act), optional restore, + shortcut, relu; the
+  middle width is inner_ratio x the conv width (1 but for the "inner" candidates).
 
   Option A pads (extra // 2, extra - extra // 2) zero channels, as the Flax block does; it equals
   akamaster's planes // 4 on each side whenever the width doubles (every zoo ResNet).
   """
 
   def __init__(self, c_in: int, features: int, stride: int = 1, shortcut: str = "A",
-               conv_type: str = "full", width_ratio: float = 1.0):
+               conv_type: str = "full", width_ratio: float = 1.0, inner_ratio: float = 1.0):
     super().__init__()
     inner = _scaled(features, width_ratio)
-    self.unit1 = ConvUnit(c_in, inner, 3, stride, conv_type, "relu")
-    self.unit2 = ConvUnit(inner, inner, 3, 1, conv_type, "none")
+    middle = _scaled(inner, inner_ratio)
+    self.unit1 = ConvUnit(c_in, middle, 3, stride, conv_type, "relu")
+    self.unit2 = ConvUnit(middle, inner, 3, 1, conv_type, "none")
     self.restore = ConvUnit(inner, features, 1, act="none") if inner != features else None
     self.stride, self.features, self.shortcut = stride, features, shortcut
     self.reshape = stride != 1 or c_in != features
