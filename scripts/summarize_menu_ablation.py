@@ -51,7 +51,7 @@ def ours(workdir: str, folder: str) -> dict:
   overhead = distill["train_seconds"] + distill["score_seconds"] + refine["wall_seconds"]
   return {"val_accuracy": fine["val_accuracy"], "accuracy": fine["test_accuracy"],
           "macs": select["cost"], "relative_macs": select["relative_cost"],
-          "params": cost.network_costs(net, shape)["params"],
+          "params": cost.count_params(variables),
           "kinds": dict(collections.Counter(c.rsplit("_", 1)[0] if c[-1].isdigit() else c
                                             for c in select["choice"].values())),
           "choice": select["choice"], "candidates": distill["candidates"],
@@ -127,16 +127,16 @@ def markdown(table: list[dict], label: str, command: str) -> str:
                    f" | {x['params']:,} | {x['latency_ms']:.3f} | {kinds} | "
                    + (f"{x['overhead_ratio']:.3f}" if "overhead_ratio" in x else "-") + " |")
   lines += ["", "## Means over seeds", "",
-            "| budget | network | val acc | test acc | latency ms | val: variant minus default, "
-            "per seed | val: variant minus pruned, per seed |", "|---" * 7 + "|"]
+            "| budget | network | val acc | test acc | latency ms | variant minus default, per seed "
+            "(val; test) | variant minus pruned, per seed (val; test) |", "|---" * 7 + "|"]
   for budget in dict.fromkeys(r["budget"] for r in table):
     rs = [r for r in table if r["budget"] == budget]
     for k in ("default", "variant", "pruned"):
       mean = lambda key: np.mean([r[k][key] for r in rs])
       gaps = ["", ""]
       if k == "variant":
-        gaps = [", ".join(f"{100 * (r['variant']['val_accuracy'] - r[o]['val_accuracy']):+.2f}"
-                          for r in rs) for o in ("default", "pruned")]
+        gaps = ["; ".join(", ".join(f"{100 * (r['variant'][acc] - r[o][acc]):+.2f}" for r in rs)
+                          for acc in ("val_accuracy", "accuracy")) for o in ("default", "pruned")]
       lines.append(f"| {budget} | {names[k]} | {100 * mean('val_accuracy'):.2f}% | "
                    f"{100 * mean('accuracy'):.2f}% | {mean('latency_ms'):.3f} | {gaps[0]} | "
                    f"{gaps[1]} |")
