@@ -136,8 +136,9 @@ def ignored_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
   return layers
 
 
-def our_student(budget_dir: str, in_channels: int) -> torch.nn.Module:
-  net, variables, _ = artifacts.load_model(os.path.join(budget_dir, "export"))
+def our_student(model_dir: str, in_channels: int) -> torch.nn.Module:
+  """The PyTorch mirror of a saved student (a budget's export/ or finetune/ folder)."""
+  net, variables, _ = artifacts.load_model(model_dir)
   model = tm.BlockNet(net.to_json(), in_channels)
   tm.load_flax_variables(model, variables)
   return model.eval()
@@ -250,7 +251,7 @@ def run(args) -> None:
     if not os.path.exists(os.path.join(out, "latency.json")):
       files.write_json(os.path.join(out, "latency.json"), {
           "teacher": latency(teacher, shape),
-          "ours": latency(our_student(d, shape[-1]), shape)})
+          "ours": latency(our_student(os.path.join(d, "export"), shape[-1]), shape)})
 
 
 if __name__ == "__main__":
