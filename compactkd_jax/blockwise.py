@@ -15,7 +15,7 @@ import zlib
 import jax
 import jax.numpy as jnp
 
-from compactkd_jax import cost, feed, inherit, seeds, train
+from compactkd_jax import compile_options, cost, feed, inherit, seeds, train
 from compactkd_jax import precision as precision_lib
 from compactkd_jax.losses import normalized_mse
 from compactkd_jax.models import candidates as candidates_lib
@@ -93,11 +93,8 @@ def init_candidates(setup: DistillSetup, seed: int) -> dict:
     return {"params": params, "batch_stats": stats}
 
   # One compiled program for every candidate: a jit per candidate cost ~1 s of compilation each
-  # (30 s of the quickstart's distillation), eager init is slower still on CPU. It runs once, so
-  # XLA:CPU's backend optimizations are not worth their time (14.5 s -> 3.8 s to compile and run).
-  lowered = jax.jit(init_all).lower()
-  options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
-  return lowered.compile(compiler_options=options)()
+  # (30 s of the quickstart's distillation), eager init is slower still on CPU.
+  return jax.jit(init_all, compiler_options=compile_options.run_once())()
 
 
 def _stable_id(name: str) -> int:

@@ -91,10 +91,16 @@ def block_input_shapes(net: BlockNet, image_shape: Sequence[int]) -> dict[str, t
 
 
 def spec_costs(spec: LayerSpec, in_shape: Sequence[int]) -> dict:
-  """flops, macs and params of one layer spec (the MACs and params of spec_macs_params, cached)."""
-  module, x, variables = _abstract(spec, tuple(in_shape))
+  """flops, macs and params of one layer spec, computed once per (spec, shape) in a process (the
+  teacher's blocks are also every menu's `keep`)."""
+  return dict(_spec_costs(spec, tuple(in_shape)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _spec_costs(spec: LayerSpec, in_shape: tuple[int, ...]) -> tuple:
+  module, x, variables = _abstract(spec, in_shape)
   macs, params = spec_macs_params(spec, in_shape)
-  return {"flops": xla_flops(module.apply, variables, x), "macs": macs, "params": params}
+  return (("flops", xla_flops(module.apply, variables, x)), ("macs", macs), ("params", params))
 
 
 @functools.lru_cache(maxsize=4096)

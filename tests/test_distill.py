@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from compactkd_jax import artifacts, config as config_lib, cost, data, feed, pipeline, train
@@ -656,6 +657,43 @@ def test_scores_json_is_complete_and_finite(pipeline_run):
   for b, m in scores["blocks"].items():
     if "skip" in m:
       assert m["skip"]["params"] == 0 and m["skip"]["macs"] == 0
+
+
+@requires_fmnist
+def test_scores_equal_the_swapped_network_run_whole(pipeline_run, teacher_and_ctx):
+  """Every candidate's nmse and hybrid accuracy in scores.json against an independent reference:
+  the teacher with that one block swapped, built as a whole network (BlockNet.with_blocks) and run
+  end to end in one apply, reduced in NumPy. Scoring runs prefix, candidate and suffix apart, and
+  runs the teacher once for `keep`; both shortcuts must give these numbers."""
+  workdir = pipeline_run["workdir"]
+  teacher_net, teacher_vars, ctx = teacher_and_ctx
+  with open(os.path.join(workdir, "distill", "scores.json")) as f:
+    scores = json.load(f)
+  with ocp.StandardCheckpointer() as ckptr:
+    cand_vars = ckptr.restore(os.path.join(workdir, "distill", "candidates"))
+  val = data.load_dataset(pipeline_run["cfg"].data).validation
+  x = ctx.preprocess(jnp.asarray(val.images))
+  t_logits, t_feats = jax.jit(teacher_net.apply)(teacher_vars, x)
+  teacher_acc = float(np.mean(np.argmax(np.asarray(t_logits), -1) == val.labels))
+  assert scores["teacher"]["val_accuracy"] == pytest.approx(teacher_acc, abs=1e-9)
+  checked = 0
+  for b in teacher_net.block_names:
+    for c, row in scores["blocks"][b].items():
+      spec = net_lib.LayerSpec.from_json(row["spec"])
+      hybrid = teacher_net.with_blocks({b: spec})
+      own = ({k: v[b] for k, v in teacher_vars.items() if b in v} if c == "keep" else
+             {k: v[b][c] for k, v in cand_vars.items() if b in v and c in v[b]})
+      variables = {k: {**{n: w for n, w in teacher_vars[k].items() if n != b},
+                       **({b: own[k]} if k in own else {})} for k in teacher_vars}
+      logits, feats = jax.jit(hybrid.apply)(variables, x)
+      acc = float(np.mean(np.argmax(np.asarray(logits), -1) == val.labels))
+      out, target = np.asarray(feats[b], np.float64), np.asarray(t_feats[b], np.float64)
+      nmse = float(np.sum((out - target) ** 2) / np.sum(target ** 2))
+      # One image may flip on a logit tie broken differently by the two compiled programs.
+      assert abs(row["hybrid_accuracy"] - acc) <= 1.0 / val.labels.size + 1e-12, (b, c)
+      assert row["nmse"] == pytest.approx(nmse, rel=1e-4, abs=1e-7), (b, c)
+      checked += c != "keep"
+  assert checked >= len(teacher_net.block_names)  # slim or skip in every block, not only keep
 
 
 @requires_fmnist
