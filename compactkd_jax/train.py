@@ -21,6 +21,7 @@ from jax.experimental import multihost_utils
 from clu import metrics as clu_metrics
 from flax.training import train_state
 
+from compactkd_jax import compile_options
 from compactkd_jax.errors import UserError
 
 
@@ -146,7 +147,8 @@ def _finite(metrics: dict) -> bool:
   return all(np.all(np.isfinite(v)) for v in metrics.values())
 
 
-@jax.jit
+# Run at each checkpoint, a few times per loop: its compile is most of its cost.
+@compile_options.jit_run_once
 def _state_finite(params, batch_stats):
   leaves = jax.tree.leaves((params, batch_stats))
   return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else True
