@@ -6,9 +6,9 @@ import jax
 
 def run_once() -> dict | None:
   """For a program that runs once or a few times (candidate init, scoring, the NaN check at each
-  checkpoint): on XLA:CPU the backend
-  optimizations cost more compile time than they save (init 14.5 s -> 3.8 s to compile and run;
-  scoring a few percent faster, nMSE equal within 1e-7). Other backends keep their defaults."""
+  checkpoint): on XLA:CPU the backend optimizations cost more compile time than they save (init
+  14.5 s -> 3.8 s to compile and run; scoring a few percent faster, nMSE equal within 1e-7).
+  Other backends keep their defaults."""
   return {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
 
 
