@@ -21,6 +21,8 @@
 #      pinned to core 1. First a control: the default menu on the current code up to refinement,
 #      whose scores must equal step 1's (runs/sweep8_s0 was made by an older commit). Summary against
 #      steps 1-2: results/inner_ablation_resnet20_8ep.md (scripts/summarize_menu_ablation.py).
+#   6. The Torch-Pruning peer on the ResNet-56 workdirs of step 4 (global ranking), alone on both
+#      cores; summary: results/peer_resnet56_8ep.md. About an hour per seed on the 2-core CPU.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -62,3 +64,8 @@ $PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet56_8ep runs/r56_s
 $PY scripts/summarize_menu_ablation.py --out results/inner_ablation_resnet20_8ep --label "slim + inner" \
   --control runs/sweep8_s0,runs/sweep8_s1 --variant runs/inner8_s0,runs/inner8_s1 \
   --command "scripts/tradeoff_experiments.sh steps 1, 2 and 5"
+for seed in 0 1; do
+  $PY scripts/peer_pruning.py --workdir runs/r56_sweep8_s$seed --variants global \
+    --budgets budget_macs_0.5,budget_macs_0.25 --threads 2 >> runs/r56_peer8_s$seed.log 2>&1 || exit 1
+done
+$PY scripts/summarize_peer.py --out results/peer_resnet56_8ep runs/r56_sweep8_s0 runs/r56_sweep8_s1
