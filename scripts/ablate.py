@@ -44,6 +44,13 @@ def variants(baseline_epochs: float):
        ["--config.phases=('teacher','distill','select','finetune')"], "finetune"),
       ("ours: fine-tune lr 0.05", "finetune lr", "refine",
        [UP_TO_FINETUNE, "--config.finetune.train.learning_rate=0.05"], "finetune"),
+      # The method's overhead is mostly these steps (43 distill, 43 per refined block at 0.1).
+      ("ours: distill + refine 0.05 epoch", "distill/refine length", "teacher",
+       [UP_TO_FINETUNE, "--config.distill.train.epochs=0.05", "--config.refine.train.epochs=0.05"],
+       "finetune"),
+      ("ours: distill + refine 0.2 epoch", "distill/refine length", "teacher",
+       [UP_TO_FINETUNE, "--config.distill.train.epochs=0.2", "--config.refine.train.epochs=0.2"],
+       "finetune"),
       ("KD-only baseline: alpha 0.9", "baselines.kd.alpha", "select",
        base("kd", ["--config.baselines.kd.alpha=0.9"]), "baseline_kd"),
       ("KD-only baseline: alpha 0.5", "baselines.kd.alpha", "select",
@@ -82,6 +89,9 @@ def main() -> None:
   p.add_argument("--out", required=True)
   p.add_argument("--seeds", default="0")
   p.add_argument("--baseline_epochs", type=float, default=2.5)
+  p.add_argument("--only", default="",
+                 help="run only the variants whose 'decides' contains one of these comma-separated "
+                      "words (the default run always), e.g. --only=length")
   p.add_argument("--collect", action="store_true",
                  help="run nothing: tabulate the variants that have finished")
   p.add_argument("--set", action="append", default=[],
@@ -93,8 +103,10 @@ def main() -> None:
     base = os.path.join(args.workdir, f"seed{seed}", "default")
     if not args.collect:
       run(args.config, base, [UP_TO_FINETUNE], seed, args.set)
-    for i, (name, decides, after, overrides, folder) in enumerate(variants(args.baseline_epochs)):
-      wd = base if after is None else os.path.join(args.workdir, f"seed{seed}", f"v{i}")
+    for name, decides, after, overrides, folder in variants(args.baseline_epochs):
+      if after is not None and args.only and not any(w in decides for w in args.only.split(",")):
+        continue
+      wd = base if after is None else os.path.join(args.workdir, f"seed{seed}", _slug(name))
       if after is not None and not args.collect:
         fork(base, wd, after)
         run(args.config, wd, overrides, seed, args.set)
@@ -105,8 +117,26 @@ def main() -> None:
       res = res.get(folder.removeprefix("baseline_"), res)  # baselines/result.json nests kinds
       rows.append({"variant": name, "decides": decides, "seed": seed,
                    "val_accuracy": res["val_accuracy"], "test_accuracy": res["test_accuracy"],
-                   "train_seconds": res["train_seconds"]})
+                   "train_seconds": res["train_seconds"],
+                   "overhead_seconds": _overhead(wd) if folder == "finetune" else None})
   write(rows, args)
+
+
+def _slug(name: str) -> str:
+  """A variant's folder, from its name (stable when variants are added to the list)."""
+  return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
+
+
+def _overhead(workdir: str) -> float:
+  """What the method spent before its fine-tune: distill training and scoring, and refinement."""
+  total = 0.0
+  for phase, keys in (("distill", ("train_seconds", "score_seconds")), ("refine", ("wall_seconds",))):
+    path = os.path.join(workdir, phase, "result.json")
+    if os.path.exists(path):
+      with open(path) as f:
+        res = json.load(f)
+      total += sum(res.get(k, 0.0) for k in keys)
+  return total
 
 
 def write(rows, args) -> None:
@@ -119,12 +149,15 @@ def write(rows, args) -> None:
                                          if args.set else "") + ".",
            "Decisions use the validation column only (5,000 images held out of the training file);",
            "test accuracy is shown for the record. Mean over seeds " + args.seeds + ".", "",
-           "| variant | decides | val acc | test acc | train wall |", "|---|---|---|---|---|"]
+           "| variant | decides | val acc | test acc | train wall | overhead (distill + score + "
+           "refine) |", "|---|---|---|---|---|---|"]
   for (name, decides), rs in by_name.items():
     mean = lambda k: 100 * np.mean([r[k] for r in rs])
+    overhead = [r["overhead_seconds"] for r in rs if r.get("overhead_seconds") is not None]
     lines.append(f"| {name} | {decides} | {mean('val_accuracy'):.2f}% | "
                  f"{mean('test_accuracy'):.2f}% | "
-                 f"{np.mean([r['train_seconds'] for r in rs]):.0f} s |")
+                 f"{np.mean([r['train_seconds'] for r in rs]):.0f} s | "
+                 + (f"{np.mean(overhead):.0f} s |" if overhead else "- |"))
   with open(args.out + ".md", "w") as f:
     f.write("\n".join(lines) + "\n")
   with open(args.out + ".json", "w") as f:
