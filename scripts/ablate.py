@@ -22,6 +22,8 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UP_TO_FINETUNE = "--config.phases=('teacher','distill','select','refine','finetune')"
+INNER_MENU = ("--config.distill.candidates=('keep','slim_0.25','slim_0.5','slim_0.75',"
+              "'inner_0.25','inner_0.5','inner_0.75','skip')")
 # Files and folders of each phase, to fork a workdir after it.
 PHASE_FILES = {"teacher": ["teacher"], "distill": ["distill", "checkpoints/distill*"],
                "select": ["select"], "refine": ["refine", "checkpoints/refine_*"]}
@@ -51,6 +53,14 @@ def variants(baseline_epochs: float):
       ("ours: distill + refine 0.2 epoch", "distill/refine length", "teacher",
        [UP_TO_FINETUNE, "--config.distill.train.epochs=0.2", "--config.refine.train.epochs=0.2"],
        "finetune"),
+      # Inner candidates (a basic block narrowed between its two convs, as a pruner leaves it)
+      # won on validation at 8 epochs (results/inner_ablation_resnet20_8ep.md) but cost 1.5x the
+      # distillation; the shorter length is the way to pay for them.
+      ("ours: slim + inner menu", "distill.candidates menu", "teacher",
+       [UP_TO_FINETUNE, INNER_MENU], "finetune"),
+      ("ours: slim + inner menu, distill + refine 0.05 epoch", "distill.candidates menu and length",
+       "teacher", [UP_TO_FINETUNE, INNER_MENU, "--config.distill.train.epochs=0.05",
+                   "--config.refine.train.epochs=0.05"], "finetune"),
       ("KD-only baseline: alpha 0.9", "baselines.kd.alpha", "select",
        base("kd", ["--config.baselines.kd.alpha=0.9"]), "baseline_kd"),
       ("KD-only baseline: alpha 0.5", "baselines.kd.alpha", "select",
