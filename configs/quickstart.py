@@ -10,9 +10,9 @@ Block-wise distillation of the CPU menu (keep, slim_r, skip), refinement, then a
 baselines (the same student architecture from scratch, and with Hinton KD only) each train for the
 wall time that ours cost in total (distill + score + refine + fine-tune): equal total cost.
 Choices made on the validation split: results/ablation_quickstart.md.
-Measured (2026-11-30, seed 0, results/quickstart/): student 92.44% test at 47.9% of the teacher's
-MACs, KD-only 91.01%, scratch 90.21%, teacher 93.47%; 15 min 40 s alone on the 2-core CPU,
-setup and deployment included.
+Measured (2026-12-01, seed 0, results/quickstart/): student 92.55% test (val 93.12%) at 47.9% of
+the teacher's MACs, KD-only 90.19%, scratch 89.70% at equal total cost, teacher 93.47%; overhead
+ratio 0.168.
 """
 import os
 
