@@ -26,6 +26,13 @@ For every budget of the workdir (each budget_* folder of a sweep, or the single 
 4. Batch-1 latency (median and p90 of 200 runs after 20 warm-ups, 1 thread) in PyTorch of the
    teacher, the pruned network and our student (its PyTorch mirror), in the same process.
 
+--ours: our run's results from a finished sweep's results.json (e.g. the committed
+results/tradeoff_resnet56_8ep_runs/seed0/results.json) instead of the workdir's own, for a workdir
+rebuilt only up to refinement (workdirs do not outlive a session; the runs are deterministic). Its
+plans (choice and MAC limit per budget) must equal the rebuilt workdir's; our student's latency is
+then measured on the refined student (the fine-tune does not change the architecture), and the
+summary is copied to <workdir>/peer_pruning/ours.json for scripts/summarize_peer.py.
+
 Results: <budget folder>/peer_pruning/<variant>_<match>/result.json (skipped when present, so an
 interrupted run resumes at the next unfinished one) and <budget folder>/peer_pruning/latency.json.
 scripts/summarize_peer.py gathers them with ours and the baselines into one table and plot.
@@ -67,16 +74,16 @@ def read_plan(budget_dir: str) -> dict:
   return read_json(path if os.path.exists(path) else os.path.join(budget_dir, "plan.json"))
 
 
-def budget_dirs(workdir: str, only: list[str]) -> list[str]:
+def budget_dirs(workdir: str, only: list[str], finished: bool = True) -> list[str]:
   """Each budget's folder of a sweep (those in `only`, when given), or the run itself; each with a
-  finished report."""
+  finished report when `finished`."""
   folders = sorted(f for f in os.listdir(workdir) if f.startswith(sweep.FOLDER_PREFIX))
   missing = [f for f in only if f not in folders]
   if missing:
     raise UserError(f"no budget folder(s) {missing} in {workdir}; it has {folders}")
   dirs = [os.path.join(workdir, f) for f in folders if not only or f in only] or [workdir]
   unfinished = [d for d in dirs if not os.path.exists(os.path.join(d, "results.json"))]
-  if unfinished:
+  if finished and unfinished:
     raise UserError(f"{unfinished[0]} has no results.json: finish our run first (the peer is "
                     "compared with it and matched on its cost)")
   return dirs
@@ -163,8 +170,39 @@ def latency(model: torch.nn.Module, shape, runs: int = 200, warmup: int = 20) ->
           "threads": 1, "batch": 1, "runs": runs}
 
 
-def matched_steps(budget_dir: str, ours_steps: int) -> dict:
-  res = read_json(os.path.join(budget_dir, "results.json"))
+def our_results(dirs: list[str], ours_path: str) -> dict:
+  """{budget folder: our finished run's result}: each folder's results.json, or with `ours_path`
+  the budget's entry of that sweep summary, whose plan must be the rebuilt folder's."""
+  if not ours_path:
+    return {d: read_json(os.path.join(d, "results.json")) for d in dirs}
+  if not os.path.exists(ours_path):
+    raise UserError(f"--ours {ours_path} does not exist; give a finished sweep's results.json")
+  budgets = read_json(ours_path).get("budgets", {})
+  out = {}
+  for d in dirs:
+    folder = os.path.basename(d)
+    if folder not in budgets:
+      raise UserError(f"--ours {ours_path} has no budget {folder}; it has {sorted(budgets)}")
+    if not os.path.isdir(os.path.join(d, "refine")):
+      raise UserError(f"{d} has no refine/: run our command up to the refine phase first")
+    plan, theirs = read_plan(d), budgets[folder]["plan"]
+    differ = [b for b in theirs["choice"] if plan["choice"].get(b) != theirs["choice"][b]]
+    if differ or plan["limit"] != theirs["limit"]:
+      where = f"block {differ[0]}" if differ else "the MAC limit"
+      raise UserError(f"{d}'s plan differs from {ours_path}'s at {where}: not the same run (same "
+                      "config and seed?)")
+    out[d] = budgets[folder]
+  return out
+
+
+def student_dir(budget_dir: str) -> str:
+  """Our student's saved model: the export, or the refined student when the workdir was rebuilt up
+  to refinement (the same architecture, so the same latency)."""
+  export = os.path.join(budget_dir, "export")
+  return export if os.path.isdir(export) else os.path.join(budget_dir, "refine")
+
+
+def matched_steps(res: dict, ours_steps: int) -> dict:
   seconds = res["cost"]["seconds"]
   ratio = res["cost"]["total_seconds"] / seconds["finetune"]
   return {"epochs": ours_steps, "total_cost": int(round(ours_steps * ratio))}
@@ -179,6 +217,8 @@ def main(argv=None) -> None:
   p.add_argument("--iterative_steps", type=int, default=400)
   p.add_argument("--threads", type=int, default=os.cpu_count())
   p.add_argument("--steps", type=int, default=0, help="> 0: train this many steps (smoke runs)")
+  p.add_argument("--ours", default="", help="a finished sweep's results.json to take our results "
+                 "and cost from, for a workdir rebuilt up to refinement (its plans must match)")
   args = p.parse_args(argv)
   try:
     run(args)
@@ -195,7 +235,9 @@ def run(args) -> None:
     raise UserError(f"{args.workdir} is not a workdir of ours (no config.json)")
   torch.set_num_threads(args.threads)
   cfg = ml_collections.ConfigDict(read_json(os.path.join(args.workdir, "config.json")))
-  dirs = budget_dirs(args.workdir, [b for b in args.budgets.split(",") if b])
+  dirs = budget_dirs(args.workdir, [b for b in args.budgets.split(",") if b],
+                     finished=not args.ours)
+  ours = our_results(dirs, args.ours)
   teacher, description = export_teacher(args.workdir, cfg)
   shape = tuple(description["image_shape"])
   limits = {d: read_plan(d)["limit"] for d in dirs}
@@ -209,49 +251,67 @@ def run(args) -> None:
                         f"{args.iterative_steps} steps (only the inner channels of the blocks are "
                         "prunable here); choose a larger budget")
       log(f"{os.path.basename(d)} {v}: {pruned[d, v][1]}")
+  if args.ours:  # what summarize_peer.py reads as our run
+    source = os.path.relpath(os.path.abspath(args.ours), REPO)
+    files.write_json(os.path.join(args.workdir, PEER_DIR, "ours.json"),
+                     {**read_json(args.ours), "source": source})
   dataset = data.load_dataset(cfg.data)
   pre = description["preprocess"]
   split = lambda s: finetune.Images(s.images, s.labels, pre["mean"], pre["std"])
-  train_data, val_data, test_data = (split(s) for s in (dataset.train, dataset.validation,
-                                                         dataset.test))
+  splits = tuple(split(s) for s in (dataset.train, dataset.validation, dataset.test))
+  ours_steps = args.steps or train.num_steps(cfg.finetune.train, len(splits[0]))
+  # Every budget at equal fine-tune epochs first (its latency table with it), then at equal total
+  # cost: the equal-epochs comparison is complete early in a long run.
+  chosen = {}
+  for match in MATCHES:
+    for d in dirs:
+      variants_d = variants if match == "epochs" else [chosen[d]]
+      results = {v: fine_tune_once(d, v, match, matched_steps(ours[d], ours_steps)[match],
+                                   pruned[d, v], teacher, shape, limits[d], cfg, splits)
+                 for v in variants_d}
+      if match == "epochs":
+        chosen[d] = max(results, key=lambda v: results[v]["val_accuracy"])
+        write_latency(d, teacher, shape)
+
+
+def fine_tune_once(d: str, v: str, match: str, steps: int, pruned, teacher, shape, limit: float,
+                   cfg, splits) -> dict:
+  """One variant of one budget fine-tuned for `steps` (skipped when its result.json exists)."""
+  train_data, val_data, test_data = splits
   tcfg, kd = cfg.finetune.train, cfg.finetune.kd
-  ours_steps = args.steps or train.num_steps(tcfg, len(train_data))
-  for d in dirs:
-    out = os.path.join(d, PEER_DIR)
-    steps = matched_steps(d, ours_steps)
-    done = {}
-    for match in MATCHES:
-      chosen = variants if match == "epochs" else [max(done, key=lambda v: done[v]["val_accuracy"])]
-      for v in chosen:
-        path = os.path.join(out, f"{v}_{match}", "result.json")
-        if os.path.exists(path):
-          result = read_json(path)
-        else:
-          model, info = copy.deepcopy(pruned[d, v][0]), pruned[d, v][1]
-          log(f"{os.path.basename(d)} {v} {match}: fine-tune {steps[match]} steps")
-          fit = finetune.fit(model, train_data, steps[match], tcfg.batch_size, tcfg.learning_rate,
-                             seed=cfg.seed + 3, weight_decay=tcfg.weight_decay,
-                             loss_fn=finetune.kd_loss(teacher, kd.alpha, kd.temperature),
-                             crop_padding=cfg.data.crop_padding, flip=cfg.data.flip,
-                             log=lambda m: log(f"{os.path.basename(d)} {v} {match}: {m}"))
-          result = {"variant": v, "match": match, **info, **fit,
-                    "teacher_macs": tm.count_macs(teacher, shape),
-                    "limit": limits[d],
-                    "val_accuracy": finetune.evaluate(model, val_data),
-                    "accuracy": finetune.evaluate(model, test_data),
-                    "latency": latency(model, shape), "learning_rate": tcfg.learning_rate,
-                    "kd": {"alpha": kd.alpha, "temperature": kd.temperature}}
-          os.makedirs(os.path.dirname(path), exist_ok=True)
-          torch.save(model, os.path.join(out, f"{v}_{match}", "model.pt"))  # whole module: pruned
-          files.write_json(path, result)  # last: its presence means the run is complete
-        log(f"{os.path.basename(d)} {v} {match}: val {result['val_accuracy']:.4f} "
-            f"test {result['accuracy']:.4f} ({result['epochs']:.2f} epochs)")
-        if match == "epochs":
-          done[v] = result
-    if not os.path.exists(os.path.join(out, "latency.json")):
-      files.write_json(os.path.join(out, "latency.json"), {
-          "teacher": latency(teacher, shape),
-          "ours": latency(our_student(os.path.join(d, "export"), shape[-1]), shape)})
+  name = f"{os.path.basename(d)} {v} {match}"
+  folder = os.path.join(d, PEER_DIR, f"{v}_{match}")
+  path = os.path.join(folder, "result.json")
+  if os.path.exists(path):
+    result = read_json(path)
+  else:
+    model, info = copy.deepcopy(pruned[0]), pruned[1]
+    log(f"{name}: fine-tune {steps} steps")
+    fit = finetune.fit(model, train_data, steps, tcfg.batch_size, tcfg.learning_rate,
+                       seed=cfg.seed + 3, weight_decay=tcfg.weight_decay,
+                       loss_fn=finetune.kd_loss(teacher, kd.alpha, kd.temperature),
+                       crop_padding=cfg.data.crop_padding, flip=cfg.data.flip,
+                       log=lambda m: log(f"{name}: {m}"))
+    result = {"variant": v, "match": match, **info, **fit,
+              "teacher_macs": tm.count_macs(teacher, shape), "limit": limit,
+              "val_accuracy": finetune.evaluate(model, val_data),
+              "accuracy": finetune.evaluate(model, test_data),
+              "latency": latency(model, shape), "learning_rate": tcfg.learning_rate,
+              "kd": {"alpha": kd.alpha, "temperature": kd.temperature}}
+    os.makedirs(folder, exist_ok=True)
+    torch.save(model, os.path.join(folder, "model.pt"))  # the whole module: it is pruned
+    files.write_json(path, result)  # last: its presence means the run is complete
+  log(f"{name}: val {result['val_accuracy']:.4f} test {result['accuracy']:.4f} "
+      f"({result['epochs']:.2f} epochs)")
+  return result
+
+
+def write_latency(d: str, teacher, shape) -> None:
+  """Batch-1 latency of the teacher and our student, beside the pruned networks' own."""
+  path = os.path.join(d, PEER_DIR, "latency.json")
+  if not os.path.exists(path):
+    files.write_json(path, {"teacher": latency(teacher, shape),
+                            "ours": latency(our_student(student_dir(d), shape[-1]), shape)})
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import summarize_tradeoff  # noqa: E402  (beside this script)
 from compactkd_jax import sweep  # noqa: E402
+from compactkd_jax.errors import UserError  # noqa: E402
 
 PEER_DIR = "peer_pruning"
 
@@ -27,7 +28,8 @@ def _read(path: str) -> dict:
 
 
 def peer_runs(budget_dir: str) -> dict:
-  """{"epochs": result of the chosen variant, "total_cost": its result, "latency": ...}."""
+  """{"epochs": result of the chosen variant, "total_cost": its result (None until it has run: the
+  peer runs every budget at equal epochs first), "latency": ...}."""
   out = os.path.join(budget_dir, PEER_DIR)
   if not os.path.isdir(out):
     sys.exit(f"error: {budget_dir} has no {PEER_DIR}/: run scripts/peer_pruning.py on it first")
@@ -36,11 +38,11 @@ def peer_runs(budget_dir: str) -> dict:
   runs = {f: _read(os.path.join(out, f, "result.json")) for f in sorted(os.listdir(out))
           if os.path.exists(os.path.join(out, f, "result.json"))}
   at_cost = [r for r in runs.values() if r["match"] == "total_cost"]
-  if not at_cost:
-    sys.exit(f"error: {out} has no equal-total-cost run yet: let scripts/peer_pruning.py finish")
-  variant = at_cost[0]["variant"]
   variants = {r["variant"]: r for r in runs.values() if r["match"] == "epochs"}
-  return {"epochs": variants[variant], "total_cost": at_cost[0], "variants": variants,
+  variant = (at_cost[0]["variant"] if at_cost else
+             max(variants, key=lambda v: variants[v]["val_accuracy"]))
+  return {"epochs": variants[variant], "total_cost": at_cost[0] if at_cost else None,
+          "variants": variants,
           "latency": _read(os.path.join(out, "latency.json"))}
 
 
@@ -49,8 +51,17 @@ def _pct(values) -> str:
   return f"{v.mean():.2f}%" + (f" ({v.min():.2f}-{v.max():.2f})" if len(v) > 1 else "")
 
 
+def our_sweep(workdir: str) -> dict:
+  """The workdir's finished sweep, or the one peer_pruning.py --ours compared against (a workdir
+  rebuilt up to refinement)."""
+  copied = os.path.join(workdir, PEER_DIR, "ours.json")
+  if not os.path.exists(os.path.join(workdir, "results.json")) and os.path.exists(copied):
+    return _read(copied)
+  return sweep.load(workdir)
+
+
 def rows(workdirs: list[str]) -> list[dict]:
-  summaries = [sweep.load(w) for w in workdirs]
+  summaries = [our_sweep(w) for w in workdirs]
   table = []
   folders = [r["folder"] for r in summaries[0]["sweep"]
              if os.path.isdir(os.path.join(workdirs[0], r["folder"], PEER_DIR))]
@@ -73,7 +84,7 @@ def rows(workdirs: list[str]) -> list[dict]:
                                  variants=[p[m]["variant"] for p in peers],
                                  val_by_variant=[{v: r["val_accuracy"] for v, r in p["variants"].items()}
                                                  for p in peers])
-           for m in ("epochs", "total_cost")}})
+           for m in ("epochs", "total_cost") if all(p[m] is not None for p in peers)}})
   return table
 
 
@@ -91,21 +102,26 @@ LABELS = {"ours": "ours (block-wise KD)", "prune_epochs": "Torch-Pruning, equal 
           "scratch": "scratch, equal total cost"}
 
 
-def markdown(table: list[dict], seeds: list, command: str) -> str:
-  methods = [m for m in LABELS if m in table[0]]
+def markdown(table: list[dict], seeds: list, command: str, sources: list[str]) -> str:
   lines = [f"# Ours against structured pruning (Torch-Pruning 1.6.1), seeds {seeds}", "",
-           f"Commands: {command}", "",
-           "Test accuracy, mean (min-max) over seeds; MACs and params as counted by the project's "
-           "convention (mean over seeds where the network differs per seed); wall: training "
-           "seconds (ours: distill + score + refine + fine-tune; pruning: pruning + fine-tune); "
-           "images: training images processed; latency: PyTorch eager, batch 1, 1 thread, median "
-           "(ours through its PyTorch mirror).", ""]
+           f"Commands: {command}", ""]
+  if sources:
+    lines += [f"Ours and the baselines: from the finished sweeps {', '.join(sources)}; the "
+              "peer ran later on workdirs rebuilt up to refinement (plans checked equal), its "
+              "steps matched to those sweeps' recorded cost. Their walls were measured in an "
+              "earlier session (this CPU's speed differs between sessions): compare images "
+              "processed, not walls.", ""]
+  lines += ["Test accuracy, mean (min-max) over seeds; MACs and params as counted by the project's "
+            "convention (mean over seeds where the network differs per seed); wall: training "
+            "seconds (ours: distill + score + refine + fine-tune; pruning: pruning + fine-tune); "
+            "images: training images processed; latency: PyTorch eager, batch 1, 1 thread, median "
+            "(ours through its PyTorch mirror).", ""]
   for r in table:
     t = r["teacher"]
     lines += [f"## {r['budget']}", "",
               "| method | test acc | val acc | MACs | params | epochs | wall s | images | "
               "latency ms | gap: ours minus this (per seed) |", "|---" * 10 + "|"]
-    for m in methods:
+    for m in [m for m in LABELS if m in r]:
       v = r[m]
       gap = "" if m == "ours" else ", ".join(
           f"{100 * (a - b):+.2f}" for a, b in zip(r["ours"]["accuracy"], v["accuracy"]))
@@ -115,6 +131,8 @@ def markdown(table: list[dict], seeds: list, command: str) -> str:
                f"{np.mean(v['seconds']):.0f}", f"{np.mean(v['images']):,.0f}",
                f"{np.mean(v['latency_ms']):.3f}" if "latency_ms" in v else "-", gap]
       lines.append("| " + " | ".join(cells) + " |")
+    if "prune_total_cost" not in r:
+      lines.append("| Torch-Pruning, equal total cost | not run yet | | | | | | | | |")
     lines.append(f"| teacher | {_pct(t['accuracy'])} | | {t['macs']:,} | {t['params']:,} | | | | "
                  f"{np.mean(t['latency_ms']):.3f} | |")
     chosen = r["prune_epochs"]
@@ -137,9 +155,13 @@ def points(table: list[dict]) -> tuple[list[dict], dict]:
 
 def main() -> None:
   args, seeds = summarize_tradeoff.parse_args(__doc__.splitlines()[0])
-  table = rows(args.workdirs)
+  try:
+    table = rows(args.workdirs)
+    sources = [s["source"] for s in map(our_sweep, args.workdirs) if "source" in s]
+  except UserError as e:
+    raise SystemExit(f"error: {e}")
   pts, teacher = points(table)
-  summarize_tradeoff.write(args.out, markdown(table, seeds, args.command),
+  summarize_tradeoff.write(args.out, markdown(table, seeds, args.command, sources),
                            {"command": args.command, "seeds": seeds, "rows": table}, pts, teacher,
                            seeds)
 

@@ -21,15 +21,23 @@
 #      pinned to core 1. First a control: the default menu on the current code up to refinement,
 #      whose scores must equal step 1's (runs/sweep8_s0 was made by an older commit). Summary against
 #      steps 1-2: results/inner_ablation_resnet20_8ep.md (scripts/summarize_menu_ablation.py).
-#   6. The Torch-Pruning peer on the ResNet-56 workdirs of step 4 (global ranking), alone on both
-#      cores; summary: results/peer_resnet56_8ep.md. About an hour per seed on the 2-core CPU.
+#   6. The Torch-Pruning peer on the ResNet-56 workdirs of step 4 (global ranking); summary:
+#      results/peer_resnet56_8ep.md. Workdirs do not outlive a session, and step 4's were gone when
+#      this step ran, so it rebuilds them up to refinement with step 4's recipe (distill and refine
+#      0.1 epoch: the quickstart's values when step 4 ran), and the peer takes our results and cost
+#      from step 4's committed summaries (--ours; it checks that the rebuilt plans are theirs). The
+#      two seeds' peers run side by side, each pinned to one core with one thread: their steps come
+#      from our recorded cost, not from their own timing.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+# The distill and refine lengths of the quickstart config when these ran (it has moved to 0.05 since:
+# results/ablation_length.md), pinned so that a rerun reproduces the committed numbers.
+RECIPE=(--config.distill.train.epochs=0.1 --config.refine.train.epochs=0.1)
 for seed in 0 1; do
   $PY -m compactkd_jax.main --config configs/quickstart.py --workdir runs/sweep8_s$seed \
     --config.seed=$seed --config.select.budgets="(0.5,0.25)" --config.finetune.train.epochs=8 \
-    --config.report.runtimes="()" > runs/sweep8_s$seed.log 2>&1 || exit 1
+    "${RECIPE[@]}" --config.report.runtimes="()" > runs/sweep8_s$seed.log 2>&1 || exit 1
 done
 $PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet20_8ep runs/sweep8_s0 runs/sweep8_s1
 taskset -c 1 $PY -m compactkd_jax.main --config configs/resnet56_teacher.py \
@@ -41,7 +49,7 @@ done
 $PY scripts/summarize_peer.py --out results/peer_resnet20_8ep runs/sweep8_s0 runs/sweep8_s1
 wait
 COMMON=(--config configs/quickstart.py --config.select.budgets="(0.5,0.25)"
-        --config.finetune.train.epochs=8 --config.report.runtimes="()")
+        --config.finetune.train.epochs=8 --config.report.runtimes="()" "${RECIPE[@]}")
 (
   taskset -c 1 $PY -m compactkd_jax.main "${COMMON[@]}" --workdir runs/ctl8_s0 --config.seed=0 \
     "--config.phases=('teacher','distill','select','refine')" > runs/ctl8_s0.log 2>&1 || exit 1
@@ -57,7 +65,7 @@ for seed in 0 1; do
     --config.seed=$seed --config.teacher.model=resnet56 --config.teacher.options.width=0.25 \
     --config.teacher.checkpoint=teachers/fashion_mnist_resnet56_w0.25 \
     --config.select.budgets="(0.5,0.25)" --config.finetune.train.epochs=8 \
-    --config.report.runtimes="()" >> runs/r56_sweep8_s$seed.log 2>&1 || exit 1
+    "${RECIPE[@]}" --config.report.runtimes="()" >> runs/r56_sweep8_s$seed.log 2>&1 || exit 1
 done
 wait
 $PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet56_8ep runs/r56_sweep8_s0 runs/r56_sweep8_s1
@@ -65,7 +73,16 @@ $PY scripts/summarize_menu_ablation.py --out results/inner_ablation_resnet20_8ep
   --control runs/sweep8_s0,runs/sweep8_s1 --variant runs/inner8_s0,runs/inner8_s1 \
   --command "scripts/tradeoff_experiments.sh steps 1, 2 and 5"
 for seed in 0 1; do
-  $PY scripts/peer_pruning.py --workdir runs/r56_sweep8_s$seed --variants global \
-    --budgets budget_macs_0.5,budget_macs_0.25 --threads 2 >> runs/r56_peer8_s$seed.log 2>&1 || exit 1
+  $PY -m compactkd_jax.main "${COMMON[@]}" --workdir runs/r56_sweep8_s$seed --config.seed=$seed \
+    --config.teacher.model=resnet56 --config.teacher.options.width=0.25 \
+    --config.teacher.checkpoint=teachers/fashion_mnist_resnet56_w0.25 \
+    "--config.phases=('teacher','distill','select','refine')" >> runs/r56_sweep8_s$seed.log 2>&1 || exit 1
 done
-$PY scripts/summarize_peer.py --out results/peer_resnet56_8ep runs/r56_sweep8_s0 runs/r56_sweep8_s1
+for seed in 0 1; do
+  taskset -c $seed $PY scripts/peer_pruning.py --workdir runs/r56_sweep8_s$seed --variants global \
+    --budgets budget_macs_0.5,budget_macs_0.25 --threads 1 \
+    --ours results/tradeoff_resnet56_8ep_runs/seed$seed/results.json >> runs/r56_peer8_s$seed.log 2>&1 &
+done
+wait
+$PY scripts/summarize_peer.py --out results/peer_resnet56_8ep --command "scripts/tradeoff_experiments.sh steps 4 and 6" \
+  runs/r56_sweep8_s0 runs/r56_sweep8_s1

@@ -128,3 +128,31 @@ def test_unknown_variant_is_one_line(tmp_path):
   proc = run_python(["scripts/peer_pruning.py", "--workdir", workdir, "--variants", "random"])
   assert proc.returncode != 0 and "Traceback" not in proc.stderr
   assert "unknown variant(s) ['random']; valid: uniform, global" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_ours_from_a_sweep_summary_must_have_the_workdirs_plan(tmp_path):
+  """--ours: a workdir rebuilt up to refinement takes our results from a finished sweep's summary,
+  only when its plan is that summary's; without --ours an unfinished budget stops the run."""
+  workdir = _fake_finished_workdir(tmp_path / "run", limit=10_000)
+  budget = tmp_path / "run" / "budget_macs_0.01"
+  os.remove(budget / "results.json")
+  os.makedirs(budget / "refine")
+  plan = {"limit": 10_000, "choice": {"b0": "keep", "b1": "skip"}}
+  (budget / "select" / "plan.json").write_text(json.dumps(plan))
+  proc = run_python(["scripts/peer_pruning.py", "--workdir", workdir, "--threads", "1"])
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert "has no results.json: finish our run first" in proc.stderr.strip().splitlines()[-1]
+  summary = tmp_path / "sweep.json"
+  other = {"limit": 10_000, "choice": {"b0": "keep", "b1": "slim_0.5"}}
+  summary.write_text(json.dumps({"budgets": {"budget_macs_0.01": {"plan": other}}}))
+  proc = run_python(["scripts/peer_pruning.py", "--workdir", workdir, "--threads", "1",
+                     "--ours", str(summary)])
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert "plan differs from" in proc.stderr and "at block b1" in proc.stderr
+  summary.write_text(json.dumps({"budgets": {"budget_macs_0.01": {"plan": plan}}}))
+  proc = run_python(["scripts/peer_pruning.py", "--workdir", workdir, "--threads", "1",
+                     "--ours", str(summary)])
+  # Accepted as our run: it goes on to prune, and stops at this budget the pruner cannot reach.
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert "cannot reach 10,000 MACs" in proc.stderr.strip().splitlines()[-1]
+  assert not os.path.exists(os.path.join(workdir, peer_pruning.PEER_DIR, "ours.json"))
