@@ -102,9 +102,10 @@ LABELS = {"ours": "ours (block-wise KD)", "prune_epochs": "Torch-Pruning, equal 
           "scratch": "scratch, equal total cost"}
 
 
-def markdown(table: list[dict], seeds: list, command: str, sources: list[str]) -> str:
+def markdown(table: list[dict], seeds: list, command: str, sources: list[str],
+             note: str = "") -> str:
   lines = [f"# Ours against structured pruning (Torch-Pruning 1.6.1), seeds {seeds}", "",
-           f"Commands: {command}", ""]
+           f"Commands: {command}", ""] + ([note, ""] if note else [])
   if sources:
     lines += [f"Ours and the baselines: from the finished sweeps {', '.join(sources)}; the "
               "peer ran later on workdirs rebuilt up to refinement (plans checked equal), its "
@@ -161,7 +162,7 @@ def main() -> None:
   except UserError as e:
     raise SystemExit(f"error: {e}")
   pts, teacher = points(table)
-  summarize_tradeoff.write(args.out, markdown(table, seeds, args.command, sources),
+  summarize_tradeoff.write(args.out, markdown(table, seeds, args.command, sources, args.note),
                            {"command": args.command, "seeds": seeds, "rows": table}, pts, teacher,
                            seeds)
 

@@ -73,6 +73,8 @@ def parse_args(description: str):
   p = argparse.ArgumentParser(description=description)
   p.add_argument("--out", required=True)
   p.add_argument("--command", default="")
+  p.add_argument("--note", default="", help="a paragraph under the commands: how the rows were made "
+                 "where the reader must know it (e.g. a load on the machine)")
   p.add_argument("workdirs", nargs="+")
   args = p.parse_args()
   seeds = [json.load(open(os.path.join(w, "config.json")))["seed"] for w in args.workdirs]
