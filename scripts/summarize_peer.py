@@ -60,8 +60,7 @@ def our_sweep(workdir: str) -> dict:
   return sweep.load(workdir)
 
 
-def rows(workdirs: list[str]) -> list[dict]:
-  summaries = [our_sweep(w) for w in workdirs]
+def rows(workdirs: list[str], summaries: list[dict]) -> list[dict]:
   table = []
   folders = [r["folder"] for r in summaries[0]["sweep"]
              if os.path.isdir(os.path.join(workdirs[0], r["folder"], PEER_DIR))]
@@ -116,7 +115,11 @@ def markdown(table: list[dict], seeds: list, command: str, sources: list[str],
             "convention (mean over seeds where the network differs per seed); wall: training "
             "seconds (ours: distill + score + refine + fine-tune; pruning: pruning + fine-tune); "
             "images: training images processed; latency: PyTorch eager, batch 1, 1 thread, median "
-            "(ours through its PyTorch mirror).", ""]
+            "(ours through its PyTorch mirror).", "",
+            "Choices: Torch-Pruning's variant by validation accuracy at equal fine-tune epochs "
+            "(below each table); our recipe and the baselines' settings as chosen on the "
+            "validation split for the runs that made the workdirs (their reports say where); the "
+            "test split is read only by this table.", ""]
   for r in table:
     t = r["teacher"]
     lines += [f"## {r['budget']}", "",
@@ -157,8 +160,9 @@ def points(table: list[dict]) -> tuple[list[dict], dict]:
 def main() -> None:
   args, seeds = summarize_tradeoff.parse_args(__doc__.splitlines()[0])
   try:
-    table = rows(args.workdirs)
-    sources = [s["source"] for s in map(our_sweep, args.workdirs) if "source" in s]
+    summaries = [our_sweep(w) for w in args.workdirs]
+    table = rows(args.workdirs, summaries)
+    sources = [s["source"] for s in summaries if "source" in s]
   except UserError as e:
     raise SystemExit(f"error: {e}")
   pts, teacher = points(table)
