@@ -38,9 +38,17 @@ def _read(path: str) -> dict:
     return json.load(f)
 
 
+def _kinds(choice: dict) -> dict:
+  return dict(collections.Counter(c.rsplit("_", 1)[0] if c[-1].isdigit() else c
+                                  for c in choice.values()))
+
+
 def ours(workdir: str, folder: str) -> dict:
   """Our student of one budget folder: accuracies, costs, the blocks chosen, what it cost."""
   d = os.path.join(workdir, folder)
+  summary = os.path.join(workdir, peer_pruning.PEER_DIR, "ours.json")
+  if not os.path.exists(os.path.join(d, "finetune")) and os.path.exists(summary):
+    return ours_from_summary(workdir, folder, summary)
   fine, select = _read(os.path.join(d, "finetune", "result.json")), _read(os.path.join(d, "select",
                                                                                         "result.json"))
   distill = _read(os.path.join(workdir, "distill", "result.json"))
@@ -52,14 +60,32 @@ def ours(workdir: str, folder: str) -> dict:
   return {"val_accuracy": fine["val_accuracy"], "accuracy": fine["test_accuracy"],
           "macs": select["cost"], "relative_macs": select["relative_cost"],
           "params": cost.count_params(variables),
-          "kinds": dict(collections.Counter(c.rsplit("_", 1)[0] if c[-1].isdigit() else c
-                                            for c in select["choice"].values())),
-          "choice": select["choice"], "candidates": distill["candidates"],
+          "kinds": _kinds(select["choice"]), "choice": select["choice"], "candidates": distill["candidates"],
           "overhead_seconds": overhead, "finetune_seconds": fine["train_seconds"],
           "overhead_ratio": overhead / fine["train_seconds"],
           "seconds": overhead + fine["train_seconds"], "images": images,
           "_torch": peer_pruning.our_student(os.path.join(d, "finetune"), shape[-1]),
           "_shape": shape}
+
+
+def ours_from_summary(workdir: str, folder: str, summary: str) -> dict:
+  """Our student of a workdir rebuilt up to refinement: accuracies and cost from the finished
+  sweep's summary that peer_pruning.py --ours checked the rebuilt plan against and copied there;
+  the network (for params and latency) is the refined student, the fine-tune's architecture."""
+  res = _read(summary)["budgets"][folder]
+  plan, c = res["plan"], res["cost"]
+  model_dir = peer_pruning.student_dir(os.path.join(workdir, folder))
+  _, variables, spec = artifacts.load_model(model_dir)
+  shape = tuple(spec["image_shape"])
+  return {"val_accuracy": res["student"]["val_accuracy"], "accuracy": res["student"]["accuracy"],
+          "macs": plan["cost"], "relative_macs": plan["cost"] / plan["teacher_cost"],
+          "params": cost.count_params(variables), "kinds": _kinds(plan["choice"]),
+          "choice": plan["choice"],
+          "candidates": _read(os.path.join(workdir, "distill", "result.json"))["candidates"],
+          "overhead_seconds": c["overhead_seconds"], "finetune_seconds": c["seconds"]["finetune"],
+          "overhead_ratio": c["overhead_ratio"], "seconds": c["total_seconds"],
+          "images": sum(c["images"].values()), "source": summary,
+          "_torch": peer_pruning.our_student(model_dir, shape[-1]), "_shape": shape}
 
 
 def pruned(workdir: str, folder: str) -> dict:
@@ -102,7 +128,7 @@ def rows(controls: list[str], variants: list[str]) -> list[dict]:
   return table
 
 
-def markdown(table: list[dict], label: str, command: str) -> str:
+def markdown(table: list[dict], label: str, command: str, peer_table: str) -> str:
   lines = [f"# Candidate menu ablation: default against {label}", "",
            f"Commands: {command}", "",
            "Test accuracy is shown for the record; the decision column is validation. MACs as "
@@ -112,9 +138,10 @@ def markdown(table: list[dict], label: str, command: str) -> str:
            "training (ours: distill + score + refine + fine-tune; pruning: pruning + fine-tune), "
            "on this 2-core CPU; overhead: (distill + score + refine) / fine-tune wall. Every network "
            "is fine-tuned for the same 8 epochs (equal fine-tune epochs, not equal total cost: "
-           "the equal-total-cost rows of the default menu are in results/peer_resnet20_8ep.md). "
+           f"the equal-total-cost rows of the default menu are in {peer_table}). "
            "Every setting is the default recipe's, chosen on the validation split; the menu is the "
            "one thing that differs.", "",
+           *_sources(table),
            "| budget | seed | network | val acc | test acc | MACs | params | latency ms | wall s | "
            "images | blocks chosen | overhead |", "|---" * 12 + "|"]
   names = {"default": "ours, default menu", "variant": f"ours, {label}",
@@ -146,6 +173,18 @@ def markdown(table: list[dict], label: str, command: str) -> str:
   return "\n".join(lines) + "\n"
 
 
+def _sources(table: list[dict]) -> list[str]:
+  """A paragraph naming the sweep summaries the default menu's rows came from, if any did."""
+  sources = sorted({r["default"]["source"] for r in table if "source" in r["default"]})
+  if not sources:
+    return []
+  return [f"The default menu's rows come from the finished sweeps {', '.join(sources)}: their "
+          "workdirs were rebuilt up to refinement (plans checked equal by peer_pruning.py --ours), "
+          "so their accuracies, walls and images are that run's (compare images, not walls, "
+          "across sessions), and their latency is the refined student's, the same architecture.",
+          ""]
+
+
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--out", required=True)
@@ -153,13 +192,15 @@ def main() -> None:
   p.add_argument("--command", default="", help="the commands that made the workdirs")
   p.add_argument("--control", required=True, help="finished sweeps with the peer, comma-separated")
   p.add_argument("--variant", required=True, help="the same seeds with the other menu")
+  p.add_argument("--peer_table", default="results/peer_resnet20_8ep.md",
+                 help="the peer table with the default menu's equal-total-cost rows")
   args = p.parse_args()
   controls, variants = args.control.split(","), args.variant.split(",")
   if len(controls) != len(variants):
     sys.exit("error: --control and --variant need one workdir per seed each, in the same order")
   torch.set_num_threads(1)
   table = rows(controls, variants)
-  text = markdown(table, args.label, args.command)
+  text = markdown(table, args.label, args.command, args.peer_table)
   with open(args.out + ".md", "w") as f:
     f.write(text)
   with open(args.out + ".json", "w") as f:

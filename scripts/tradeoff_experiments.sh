@@ -28,6 +28,10 @@
 #      from step 4's committed summaries (--ours; it checks that the rebuilt plans are theirs). The
 #      two seeds' peers run side by side, each pinned to one core with one thread: their steps come
 #      from our recorded cost, not from their own timing.
+#   7. Menu ablation on ResNet-56, where Torch-Pruning wins at 25% (results/peer_resnet56_8ep.md):
+#      step 4's recipe with the inner candidates, seeds 0 and 1 side by side (each pinned to one
+#      core), up to the fine-tune; summary against steps 4 and 6 (their rebuilt workdirs, their
+#      results from the committed sweep summaries): results/inner_ablation_resnet56_8ep.md.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -86,3 +90,15 @@ done
 wait
 $PY scripts/summarize_peer.py --out results/peer_resnet56_8ep --command "scripts/tradeoff_experiments.sh steps 4 and 6" \
   runs/r56_sweep8_s0 runs/r56_sweep8_s1
+R56=(--config.teacher.model=resnet56 --config.teacher.options.width=0.25
+     --config.teacher.checkpoint=teachers/fashion_mnist_resnet56_w0.25)
+INNER="--config.distill.candidates=('keep','slim_0.25','slim_0.5','slim_0.75','inner_0.25','inner_0.5','inner_0.75','skip')"
+for seed in 0 1; do
+  taskset -c $seed $PY -m compactkd_jax.main "${COMMON[@]}" "${R56[@]}" --workdir runs/r56_inner8_s$seed \
+    --config.seed=$seed "--config.phases=('teacher','distill','select','refine','finetune')" "$INNER" \
+    >> runs/r56_inner8_s$seed.log 2>&1 &
+done
+wait
+$PY scripts/summarize_menu_ablation.py --out results/inner_ablation_resnet56_8ep --label "slim + inner" \
+  --control runs/r56_sweep8_s0,runs/r56_sweep8_s1 --variant runs/r56_inner8_s0,runs/r56_inner8_s1 \
+  --peer_table results/peer_resnet56_8ep.md --command "scripts/tradeoff_experiments.sh steps 4, 6 and 7"
