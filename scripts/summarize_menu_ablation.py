@@ -111,11 +111,14 @@ def latencies(models: dict, shape) -> dict:
 
 
 def rows(controls: list[str], variants: list[str]) -> list[dict]:
-  folders = sorted((f for f in os.listdir(variants[0]) if f.startswith("budget_")),
+  # A budget some seeds' variant did not run (a shorter sweep) has rows for the others only.
+  folders = sorted({f for v in variants for f in os.listdir(v) if f.startswith("budget_")},
                    key=lambda f: -float(f.rsplit("_", 1)[1]))
   table = []
   for folder in folders:
     for c, v in zip(controls, variants):
+      if not os.path.isdir(os.path.join(v, folder)):
+        continue
       row = {"budget": folder, "seed": _read(os.path.join(v, "config.json"))["seed"],
              "default": ours(c, folder), "variant": ours(v, folder), "pruned": pruned(c, folder)}
       shape = row["default"]["_shape"]
