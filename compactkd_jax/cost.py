@@ -111,8 +111,8 @@ def _spec_macs_params(spec: LayerSpec, in_shape: tuple[int, ...]) -> tuple[int, 
 
 
 def spec_macs_params(spec: LayerSpec, in_shape: Sequence[int]) -> tuple[int, int]:
-  """MACs (jaxpr, no lowering) and parameters of one layer spec, computed once per (spec, shape)
-  in a process: the menu's dominance filter and the scoring both read them."""
+  """MACs (jaxpr, no lowering) and parameters of one layer spec, computed once per (kind,
+  options, shape) in a process: the menu's dominance filter and the scoring both read them."""
   return _spec_macs_params(_unnamed(spec), tuple(in_shape))
 
 
