@@ -60,7 +60,8 @@ def ours(workdir: str, folder: str) -> dict:
   return {"val_accuracy": fine["val_accuracy"], "accuracy": fine["test_accuracy"],
           "macs": select["cost"], "relative_macs": select["relative_cost"],
           "params": cost.count_params(variables),
-          "kinds": _kinds(select["choice"]), "choice": select["choice"], "candidates": distill["candidates"],
+          "kinds": _kinds(select["choice"]), "choice": select["choice"],
+          "candidates": distill["candidates"],
           "overhead_seconds": overhead, "finetune_seconds": fine["train_seconds"],
           "overhead_ratio": overhead / fine["train_seconds"],
           "seconds": overhead + fine["train_seconds"], "images": images,
@@ -72,7 +73,8 @@ def ours_from_summary(workdir: str, folder: str, summary: str) -> dict:
   """Our student of a workdir rebuilt up to refinement: accuracies and cost from the finished
   sweep's summary that peer_pruning.py --ours checked the rebuilt plan against and copied there;
   the network (for params and latency) is the refined student, the fine-tune's architecture."""
-  res = _read(summary)["budgets"][folder]
+  sweep = _read(summary)
+  res = sweep["budgets"][folder]
   plan, c = res["plan"], res["cost"]
   model_dir = peer_pruning.student_dir(os.path.join(workdir, folder))
   _, variables, spec = artifacts.load_model(model_dir)
@@ -84,7 +86,8 @@ def ours_from_summary(workdir: str, folder: str, summary: str) -> dict:
           "candidates": _read(os.path.join(workdir, "distill", "result.json"))["candidates"],
           "overhead_seconds": c["overhead_seconds"], "finetune_seconds": c["seconds"]["finetune"],
           "overhead_ratio": c["overhead_ratio"], "seconds": c["total_seconds"],
-          "images": sum(c["images"].values()), "source": summary,
+          "images": sum(c["images"].values()),
+          "source": sweep.get("source", summary),
           "_torch": peer_pruning.our_student(model_dir, shape[-1]), "_shape": shape}
 
 
