@@ -231,7 +231,7 @@ _MACS_CACHE: dict = {}
 
 def _macs_and_params(spec, in_shape):
   """Paper-convention MACs (jaxpr, no XLA lowering) and parameters of one spec. Cached like
-  _abstract_out_shape: a stage's blocks differ only in their names (ResNet-110: 54 blocks, 3
+  _abstract_out_shape: a stage's blocks differ only in their names (ResNet-110: 54 blocks, 5
   distinct), and the menu rules ask for each several times."""
   key = (spec.kind, spec.options, tuple(in_shape))
   if key not in _MACS_CACHE:
