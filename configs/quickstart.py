@@ -6,10 +6,9 @@ and compare the student with the two things a user could do instead in the same 
 
 Teacher: the committed ResNet-20 at width 0.5 (teachers/fashion_mnist_resnet20_w0.5/, made by
 configs/quickstart_teacher.py: 25 epochs, validation 94.04%, test 93.47%), loaded, not trained.
-Block-wise distillation of the CPU menu plus the inner candidates (keep, slim_r, inner_r, skip),
-refinement, then a KD fine-tune; the baselines (the same student architecture from scratch, and
-with Hinton KD only) each train for the wall time that ours cost in total (distill + score + refine
-+ fine-tune): equal total cost.
+Block-wise distillation of the CPU menu (keep, slim_r, skip), refinement, then a KD fine-tune; the
+baselines (the same student architecture from scratch, and with Hinton KD only) each train for the
+wall time that ours cost in total (distill + score + refine + fine-tune): equal total cost.
 Choices made on the validation split: results/ablation_quickstart.md.
 Measured (2026-12-01, seed 0, results/quickstart/): student 92.55% test (val 93.12%) at 47.9% of
 the teacher's MACs, KD-only 90.19%, scratch 89.70% at equal total cost, teacher 93.47%; overhead
@@ -17,7 +16,7 @@ ratio 0.168.
 """
 import os
 
-from compactkd_jax.config import CPU_CANDIDATES, default_config, short_schedule
+from compactkd_jax.config import default_config, short_schedule
 
 # The committed teacher, found from this file so that the command works from any directory.
 TEACHER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "teachers",
@@ -45,11 +44,6 @@ def get_config():
   # Slim candidates start from the teacher's strongest channels: chosen on validation at 50% and
   # 25% MACs in two seeds (+0.38 to +1.46 points; results/inherit_resnet20.md).
   c.distill.inherit = True
-  # inner_r candidates (a basic block narrowed between its two convs, the block a structured pruner
-  # leaves) beside the slim ones: chosen on validation by the rule fixed before the runs (the best
-  # mean validation accuracy among the variants with overhead <= 0.25), seeds 0 and 1: 93.21%
-  # against 92.98%, mean overhead 0.234 (per seed 0.203, 0.265; results/ablation_menu.md).
-  c.distill.candidates = (*CPU_CANDIDATES, "inner_0.25", "inner_0.5", "inner_0.75")
   # Teacher and student exported to LiteRT and ONNX (fp32, int8) and timed there, 1 thread.
   c.report.runtimes = ("onnxruntime", "litert")
   return c
