@@ -45,10 +45,10 @@ def rows(summaries: list[dict]) -> list[dict]:
   return out
 
 
-def markdown(table: list[dict], seeds: list, command: str) -> str:
+def markdown(table: list[dict], seeds: list, command: str, note: str = "") -> str:
   kinds = table[0]["kinds"]
   lines = [f"# Measured trade-off: one student per budget, seeds {seeds}", "",
-           f"Command: `{command}`", "",
+           f"Command: `{command}`", "", *([note, ""] if note else []),
            "Test accuracy, mean (min-max) over seeds. Every baseline trains the same student "
            "architecture for what ours cost in total (distill + score + refine + fine-tune; "
            "priced on this machine, see the per-budget reports): equal total cost. Gap: ours "
@@ -101,7 +101,7 @@ def main() -> None:
     sys.exit(f"error: the workdirs swept different budgets ({folders}); summarize like with like")
   table = rows(summaries)
   points, teacher = sweep.tradeoff_points(summaries)
-  write(args.out, markdown(table, seeds, args.command),
+  write(args.out, markdown(table, seeds, args.command, args.note),
         {"command": args.command, "seeds": seeds, "rows": table}, points, teacher, seeds)
 
 

@@ -34,6 +34,14 @@
 #      the session's time did not hold both); summary against steps 4 and 6 (their rebuilt
 #      workdirs, their results from the committed sweep summaries):
 #      results/inner_ablation_resnet56_8ep.md.
+#   8. The baselines on step 7's students: scratch and Hinton KD at equal total cost on the inner
+#      students' architecture at 25% MACs, the comparison of the value issue's 25% target (step 4's
+#      baselines trained the default menu's architecture). Seeds side by side, each pinned to one
+#      core (the pricing is side by side, so the other core's job does not bias the steps). Seed 0's
+#      workdir swept (0.5, 0.25): its shared phases and its 25% folder are copied into a workdir
+#      whose config lists 0.25 alone (seed 1's list), so that the baselines run for that budget
+#      only; a budget's selection, refinement and fine-tune read nothing of the other budget.
+#      Summary: results/tradeoff_resnet56_inner_8ep.md.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -107,3 +115,25 @@ wait
 $PY scripts/summarize_menu_ablation.py --out results/inner_ablation_resnet56_8ep --label "slim + inner" \
   --control runs/r56_sweep8_s0,runs/r56_sweep8_s1 --variant runs/r56_inner8_s0,runs/r56_inner8_s1 \
   --peer_table results/peer_resnet56_8ep.md --command "scripts/tradeoff_experiments.sh steps 4, 6 and 7"
+B25=runs/r56_inner8_s0_b25
+if [ ! -d $B25 ]; then
+  mkdir -p $B25 && cp -a runs/r56_inner8_s0/{config.json,teacher,distill,checkpoints,budget_macs_0.25} $B25/
+  $PY -c "import json; p='$B25/config.json'; c=json.load(open(p)); c['select']['budgets']=[0.25]; json.dump(c, open(p, 'w'), indent=2)"
+fi
+for seed in 0 1; do
+  dir=$([ $seed = 0 ] && echo $B25 || echo runs/r56_inner8_s1)
+  taskset -c $seed $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="(0.25,)" \
+    --config.finetune.train.epochs=8 --config.report.runtimes="()" "${RECIPE[@]}" "${R56[@]}" --workdir $dir \
+    --config.seed=$seed "$INNER" "--config.phases=('teacher','distill','select','refine','finetune','baselines','report')" \
+    >> $dir.bl.log 2>&1 &
+done
+wait
+$PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet56_inner_8ep \
+  --command "scripts/tradeoff_experiments.sh steps 4, 7 and 8" $B25 runs/r56_inner8_s1
+for seed in 0 1; do
+  dir=$([ $seed = 0 ] && echo $B25 || echo runs/r56_inner8_s1)
+  mkdir -p results/tradeoff_resnet56_inner_8ep_runs/seed$seed
+  cp $dir/results.json results/tradeoff_resnet56_inner_8ep_runs/seed$seed/
+  cp $dir/report.md results/tradeoff_resnet56_inner_8ep_runs/seed$seed/sweep_report.md
+  cp $dir/budget_macs_0.25/report.md results/tradeoff_resnet56_inner_8ep_runs/seed$seed/report_macs_0.25.md
+done

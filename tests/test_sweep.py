@@ -113,8 +113,8 @@ def test_seeds_summarize_into_one_table_and_plot(finished_sweep, tmp_path):
   from conftest import run_python
   _, workdir, _ = finished_sweep
   out = str(tmp_path / "tradeoff")
-  proc = run_python(["scripts/summarize_tradeoff.py", "--out", out, "--command", "cmd", workdir,
-                     workdir])
+  proc = run_python(["scripts/summarize_tradeoff.py", "--out", out, "--command", "cmd",
+                     "--note", "How the rows were made.", workdir, workdir])
   assert proc.returncode == 0, proc.stderr[-2000:]
   table = json.load(open(out + ".json"))["rows"]
   assert [r["budget"] for r in table] == ["flops 75%", "flops 50%"]
@@ -123,7 +123,9 @@ def test_seeds_summarize_into_one_table_and_plot(finished_sweep, tmp_path):
   assert table[1]["ours"] == [ours, ours]  # one entry per workdir (seed)
   best = max(r["accuracy"] for r in per_budget["baselines"].values())
   assert table[1]["gap_to_best_baseline"][0] == pytest.approx(ours - best)
-  assert os.path.getsize(out + ".png") > 1000 and "| flops 50% |" in open(out + ".md").read()
+  text = open(out + ".md").read()
+  assert os.path.getsize(out + ".png") > 1000 and "| flops 50% |" in text
+  assert "\nHow the rows were made.\n" in text  # the --note paragraph, under the command
 
 
 def test_rerun_resumes_only_what_is_missing(finished_sweep):
