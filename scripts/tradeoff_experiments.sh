@@ -120,8 +120,9 @@ if [ ! -d $B25 ]; then
   mkdir -p $B25 && cp -a runs/r56_inner8_s0/{config.json,teacher,distill,checkpoints,budget_macs_0.25} $B25/
   $PY -c "import json; p='$B25/config.json'; c=json.load(open(p)); c['select']['budgets']=[0.25]; json.dump(c, open(p, 'w'), indent=2)"
 fi
+DIRS=($B25 runs/r56_inner8_s1)  # by seed
 for seed in 0 1; do
-  dir=$([ $seed = 0 ] && echo $B25 || echo runs/r56_inner8_s1)
+  dir=${DIRS[$seed]}
   taskset -c $seed $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="(0.25,)" \
     --config.finetune.train.epochs=8 --config.report.runtimes="()" "${RECIPE[@]}" "${R56[@]}" --workdir $dir \
     --config.seed=$seed "$INNER" "--config.phases=('teacher','distill','select','refine','finetune','baselines','report')" \
@@ -129,9 +130,10 @@ for seed in 0 1; do
 done
 wait
 $PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet56_inner_8ep \
-  --command "scripts/tradeoff_experiments.sh steps 4, 7 and 8" $B25 runs/r56_inner8_s1
+  --command "scripts/tradeoff_experiments.sh steps 4, 7 and 8" "${DIRS[@]}" \
+  --note "ResNet-56 w0.25 teacher, the quickstart recipe with distill and refine 0.1 epoch and an 8-epoch fine-tune, the candidate menu with the inner candidates (slim + inner, results/inner_ablation_resnet56_8ep.md); baselines trained on the inner students' own architecture. Seed 0's 25% student was made in a (0.5, 0.25) sweep; its shared phases and 25% folder were copied into a workdir listing 0.25 alone so the baselines ran for that budget only (nothing of a budget's selection, refinement or fine-tune depends on the other budget)."
 for seed in 0 1; do
-  dir=$([ $seed = 0 ] && echo $B25 || echo runs/r56_inner8_s1)
+  dir=${DIRS[$seed]}
   mkdir -p results/tradeoff_resnet56_inner_8ep_runs/seed$seed
   cp $dir/results.json results/tradeoff_resnet56_inner_8ep_runs/seed$seed/
   cp $dir/report.md results/tradeoff_resnet56_inner_8ep_runs/seed$seed/sweep_report.md
