@@ -42,6 +42,9 @@
 #      whose config lists 0.25 alone (seed 1's list), so that the baselines run for that budget
 #      only; a budget's selection, refinement and fine-tune read nothing of the other budget.
 #      Summary: results/tradeoff_resnet56_inner_8ep.md.
+#   9. The 50% target (the student at or above its teacher): 8 against 16 fine-tune epochs from the
+#      same refined ResNet-20 inner student, chosen on validation (details at the step).
+#      Summary: results/finetune_length_resnet20_50.md.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -139,3 +142,27 @@ for seed in 0 1; do
   cp $dir/report.md results/tradeoff_resnet56_inner_8ep_runs/seed$seed/sweep_report.md
   cp $dir/budget_macs_0.25/report.md results/tradeoff_resnet56_inner_8ep_runs/seed$seed/report_macs_0.25.md
 done
+# 9. The 50% target (the student at or above its teacher): the fine-tune's length, chosen on the
+#    validation split. Step 5's recipe (ResNet-20, slim + inner menu: the 50% student closest to its
+#    teacher) at 50% MACs alone, up to refinement; then two fine-tunes from that same refined student,
+#    8 epochs (step 5's) and 16, in copies of the workdir (a phase's training settings may change
+#    while it has not started). Seeds side by side, each pinned to one core.
+FT=(--config configs/quickstart.py --config.select.budgets="(0.5,)" --config.report.runtimes="()"
+    "${RECIPE[@]}" "$INNER")
+for seed in 0 1; do
+  (
+    taskset -c $seed $PY -m compactkd_jax.main "${FT[@]}" --workdir runs/ft8_s$seed --config.seed=$seed \
+      --config.finetune.train.epochs=8 "--config.phases=('teacher','distill','select','refine')" \
+      >> runs/ft8_s$seed.log 2>&1 || exit 1
+    [ -d runs/ft16_s$seed ] || cp -a runs/ft8_s$seed runs/ft16_s$seed
+    for epochs in 8 16; do
+      taskset -c $seed $PY -m compactkd_jax.main "${FT[@]}" --workdir runs/ft${epochs}_s$seed \
+        --config.seed=$seed --config.finetune.train.epochs=$epochs \
+        "--config.phases=('teacher','distill','select','refine','finetune')" \
+        >> runs/ft${epochs}_s$seed.log 2>&1 || exit 1
+    done
+  ) &
+done
+wait
+$PY scripts/summarize_finetune_length.py --out results/finetune_length_resnet20_50 --budget budget_macs_0.5 \
+  --command "scripts/tradeoff_experiments.sh step 9" runs/ft8_s0 runs/ft8_s1 runs/ft16_s0 runs/ft16_s1

@@ -4,6 +4,7 @@ cover every budget, a rerun resumes only what is missing, and bad budget lists a
 Also the equal-total-cost accounting of the baselines."""
 import json
 import os
+import shutil
 import time
 
 import numpy as np
@@ -332,3 +333,39 @@ def test_values_out_of_range_are_one_line_errors(key, value):
   with pytest.raises(UserError, match=key.split(".")[0]) as e:
     config_lib.validate(cfg)
   assert "\n" not in str(e.value)
+
+
+def test_finetune_lengths_are_chosen_on_validation(finished_sweep, tmp_path):
+  """Two copies of a finished student, the second as if fine-tuned longer: better on validation,
+  worse on test. The summary must choose it (validation decides) and judge the target on test."""
+  from conftest import run_python
+  _, workdir, _ = finished_sweep
+  budget = sweep.folder_name("flops", 0.5)
+  dirs = []
+  for name, bump in (("short", 0.0), ("long", 0.01)):
+    d = tmp_path / name
+    for part in ("config.json", "teacher", "distill", os.path.join(budget, "refine"),
+                 os.path.join(budget, "finetune", "result.json")):
+      (d / part).parent.mkdir(parents=True, exist_ok=True)
+      copy = shutil.copytree if os.path.isdir(os.path.join(workdir, part)) else shutil.copy
+      copy(os.path.join(workdir, part), d / part)
+    config, result = _load(d, "config.json"), _load(d, budget, "finetune", "result.json")
+    config["finetune"]["train"]["epochs"] += 1 if bump else 0
+    result["val_accuracy"] += bump
+    result["test_accuracy"] -= bump
+    json.dump(config, open(d / "config.json", "w"))
+    json.dump(result, open(d / budget / "finetune" / "result.json", "w"))
+    dirs.append(str(d))
+  out = str(tmp_path / "length")
+  proc = run_python(["scripts/summarize_finetune_length.py", "--out", out, "--budget", budget, *dirs])
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  summary = json.load(open(out + ".json"))
+  short, long = summary["lengths"]
+  assert summary["chosen_epochs"] == long["epochs"] == short["epochs"] + 1
+  teacher = _load(workdir, "teacher", "result.json")["test_accuracy"]
+  assert long["test_minus_teacher"][0] == pytest.approx(
+      _load(dirs[1], budget, "finetune", "result.json")["test_accuracy"] - teacher)
+  met = "met" if long["test_minus_teacher"][0] >= 0 else "not met"
+  assert f"(the student at or above its teacher on test, mean of seeds): **{met}**" in open(out + ".md").read()
+  proc = run_python(["scripts/summarize_finetune_length.py", "--out", out, "--budget", budget, dirs[1]] + dirs)
+  assert proc.returncode != 0 and "one workdir per fine-tune length and seed" in proc.stderr  # a length given twice for a seed
