@@ -45,6 +45,9 @@
 #   9. The 50% target (the student at or above its teacher): 8 against 16 fine-tune epochs from the
 #      same refined ResNet-20 inner student, chosen on validation (details at the step).
 #      Summary: results/finetune_length_resnet20_50.md.
+#  10. The 50% target, the fine-tune's loss: from step 9's refined students, 8-epoch fine-tunes with
+#      feature hints (beta 1), KD alpha 0.5 instead of 0.9, KD temperature 2 instead of 4, against
+#      step 9's 8-epoch base, chosen on validation (details at the step). Summary: results/finetune_loss_resnet20_50.md.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -164,5 +167,33 @@ for seed in 0 1; do
   ) &
 done
 wait
-$PY scripts/summarize_finetune_length.py --out results/finetune_length_resnet20_50 --budget budget_macs_0.5 \
+$PY scripts/summarize_finetune.py --out results/finetune_length_resnet20_50 --budget budget_macs_0.5 \
   --command "scripts/tradeoff_experiments.sh step 9" runs/ft8_s0 runs/ft8_s1 runs/ft16_s0 runs/ft16_s1
+# 10. The 50% target, the fine-tune's loss. Step 9's refined students (its 8-epoch workdirs, the
+#     fine-tune's outputs left out of the copy) fine-tuned 8 epochs with one change each: feature
+#     hints at beta 1 (the student keeps the teacher's block boundaries), the KD weight alpha 0.5
+#     instead of 0.9 (more weight on the labels), the KD temperature 2 instead of 4. Step 9's 8-epoch
+#     students are the base. Seeds side by side, each pinned to one core.
+declare -A LOSS=([hints1]="--config.finetune.kd.hints=1.0" [alpha05]="--config.finetune.kd.alpha=0.5"
+              [temp2]="--config.finetune.kd.temperature=2.0")
+for seed in 0 1; do
+  (
+    for name in hints1 alpha05 temp2; do
+      dir=runs/ft8_${name}_s$seed
+      if [ ! -d $dir ]; then
+        mkdir -p $dir/budget_macs_0.5/checkpoints
+        cp -a runs/ft8_s$seed/{config.json,teacher,distill,checkpoints} $dir/
+        cp -a runs/ft8_s$seed/budget_macs_0.5/{select,refine} $dir/budget_macs_0.5/
+        cp -a runs/ft8_s$seed/budget_macs_0.5/checkpoints/refine_* $dir/budget_macs_0.5/checkpoints/
+      fi
+      taskset -c $seed $PY -m compactkd_jax.main "${FT[@]}" --workdir $dir --config.seed=$seed \
+        --config.finetune.train.epochs=8 ${LOSS[$name]} \
+        "--config.phases=('teacher','distill','select','refine','finetune')" >> $dir.log 2>&1 || exit 1
+    done
+  ) &
+done
+wait
+$PY scripts/summarize_finetune.py --out results/finetune_loss_resnet20_50 --budget budget_macs_0.5 \
+  --command "scripts/tradeoff_experiments.sh steps 9 and 10" runs/ft8_s0 runs/ft8_s1 \
+  runs/ft8_hints1_s0 runs/ft8_hints1_s1 runs/ft8_alpha05_s0 runs/ft8_alpha05_s1 runs/ft8_temp2_s0 \
+  runs/ft8_temp2_s1

@@ -335,14 +335,17 @@ def test_values_out_of_range_are_one_line_errors(key, value):
   assert "\n" not in str(e.value)
 
 
-def test_finetune_lengths_are_chosen_on_validation(finished_sweep, tmp_path):
-  """Two copies of a finished student, the second as if fine-tuned longer: better on validation,
-  worse on test. The summary must choose it (validation decides) and judge the target on test."""
+def test_finetune_variants_are_chosen_on_validation(finished_sweep, tmp_path):
+  """Copies of a finished student, one as if fine-tuned longer (better on validation, worse on test),
+  one as if with feature hints (equal to the base on validation). The summary must name the variants
+  by the settings that differ, choose the longer one (validation decides; the tie of the hints with
+  the base goes to the base, given first) and judge the target on test."""
   from conftest import run_python
   _, workdir, _ = finished_sweep
   budget = sweep.folder_name("flops", 0.5)
   dirs = []
-  for name, bump in (("short", 0.0), ("long", 0.01)):
+  for name, epochs, hints, bump in (("base", 0, 0.0, 0.0), ("long", 1, 0.0, 0.01),
+                                    ("hints", 0, 1.0, 0.0)):
     d = tmp_path / name
     for part in ("config.json", "teacher", "distill", os.path.join(budget, "refine"),
                  os.path.join(budget, "finetune", "result.json")):
@@ -350,22 +353,32 @@ def test_finetune_lengths_are_chosen_on_validation(finished_sweep, tmp_path):
       copy = shutil.copytree if os.path.isdir(os.path.join(workdir, part)) else shutil.copy
       copy(os.path.join(workdir, part), d / part)
     config, result = _load(d, "config.json"), _load(d, budget, "finetune", "result.json")
-    config["finetune"]["train"]["epochs"] += 1 if bump else 0
+    config["finetune"]["train"]["epochs"] += epochs
+    config["finetune"]["kd"]["hints"] = hints
     result["val_accuracy"] += bump
     result["test_accuracy"] -= bump
     json.dump(config, open(d / "config.json", "w"))
     json.dump(result, open(d / budget / "finetune" / "result.json", "w"))
     dirs.append(str(d))
-  out = str(tmp_path / "length")
-  proc = run_python(["scripts/summarize_finetune_length.py", "--out", out, "--budget", budget, *dirs])
+  out = str(tmp_path / "variants")
+  proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget, *dirs])
   assert proc.returncode == 0, proc.stderr[-2000:]
   summary = json.load(open(out + ".json"))
-  short, long = summary["lengths"]
-  assert summary["chosen_epochs"] == long["epochs"] == short["epochs"] + 1
+  epochs = _load(workdir, "config.json")["finetune"]["train"]["epochs"]
+  assert [v["variant"] for v in summary["variants"]] == [
+      f"kd.hints=0.0, train.epochs={epochs}", f"kd.hints=0.0, train.epochs={epochs + 1}",
+      f"kd.hints=1.0, train.epochs={epochs}"]
+  assert summary["chosen"] == summary["variants"][1]["variant"]
   teacher = _load(workdir, "teacher", "result.json")["test_accuracy"]
+  long = summary["variants"][1]
   assert long["test_minus_teacher"][0] == pytest.approx(
       _load(dirs[1], budget, "finetune", "result.json")["test_accuracy"] - teacher)
   met = "met" if long["test_minus_teacher"][0] >= 0 else "not met"
   assert f"(the student at or above its teacher on test, mean of seeds): **{met}**" in open(out + ".md").read()
-  proc = run_python(["scripts/summarize_finetune_length.py", "--out", out, "--budget", budget, dirs[1]] + dirs)
-  assert proc.returncode != 0 and "one workdir per fine-tune length and seed" in proc.stderr  # a length given twice for a seed
+  proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget, dirs[0], dirs[2]])
+  assert proc.returncode == 0 and json.load(open(out + ".json"))["chosen"] == (
+      f"kd.hints=0.0")  # a tie on validation goes to the variant given first
+  proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget, dirs[1]] + dirs)
+  assert proc.returncode != 0 and "one workdir per fine-tune variant and seed" in proc.stderr  # a variant given twice for a seed
+  proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget, dirs[0]])
+  assert proc.returncode != 0 and "do not differ in any fine-tune setting" in proc.stderr

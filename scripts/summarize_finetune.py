@@ -1,10 +1,12 @@
-"""How long should our student's KD fine-tune be? Workdirs that share everything up to refinement
-and differ only in `finetune.train.epochs`, per seed, side by side: validation and test accuracy,
-each against the teacher's, and what the fine-tune cost. The length is chosen on the VALIDATION
-split (best mean over seeds; a tie goes to the shorter, cheaper one); test is shown for the record
-and for the target "the student at or above its teacher (mean of seeds)".
+"""How should our student's KD fine-tune be set (its length, its loss)? Workdirs that share
+everything up to refinement and differ only in fine-tune settings (`finetune.*` of their configs),
+per seed, side by side: validation and test accuracy, each against the teacher's, and what the
+fine-tune cost. A variant is the set of fine-tune settings in which the workdirs differ. It is chosen
+on the VALIDATION split (best mean over seeds; a tie goes to the variant given first: the base, or
+the shorter); test is shown for the record and for the target "the student at or above its teacher
+(mean of seeds)".
 
-  .venv/bin/python scripts/summarize_finetune_length.py --out results/finetune_length_resnet20_50 \
+  .venv/bin/python scripts/summarize_finetune.py --out results/finetune_length_resnet20_50 \
       --budget budget_macs_0.5 --command "<commands>" runs/ft8_s0 runs/ft8_s1 runs/ft16_s0 runs/ft16_s1
 
 Writes <out>.md and <out>.json.
@@ -24,6 +26,17 @@ def _read(path: str) -> dict:
     return json.load(f)
 
 
+def _flat(tree: dict, prefix: str = "finetune") -> dict:
+  """{"finetune.train.epochs": 8, ...}: every leaf of the fine-tune's settings."""
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      out.update(_flat(value, f"{prefix}.{key}"))
+    else:
+      out[f"{prefix}.{key}"] = value
+  return out
+
+
 def run(workdir: str, budget: str) -> dict:
   """One workdir's student of `budget`: accuracies, its teacher's, and the cost of each phase."""
   config = _read(os.path.join(workdir, "config.json"))
@@ -33,7 +46,7 @@ def run(workdir: str, budget: str) -> dict:
   fine = _read(os.path.join(workdir, budget, "finetune", "result.json"))
   overhead = distill["train_seconds"] + distill["score_seconds"] + refine["wall_seconds"]
   return {"workdir": os.path.basename(os.path.normpath(workdir)), "seed": config["seed"],
-          "epochs": config["finetune"]["train"]["epochs"],
+          "settings": _flat(config["finetune"]),
           "val_accuracy": fine["val_accuracy"], "accuracy": fine["test_accuracy"],
           "teacher_val_accuracy": teacher["val_accuracy"], "teacher_accuracy": teacher["test_accuracy"],
           "finetune_seconds": fine["train_seconds"], "overhead_seconds": overhead,
@@ -42,25 +55,38 @@ def run(workdir: str, budget: str) -> dict:
                     + fine["images"]}
 
 
+def label_variants(runs: list[dict]) -> list[str]:
+  """Names each run's variant by the fine-tune settings that differ between the workdirs
+  ("finetune.train.epochs=16"); returns the variants in the order first given."""
+  keys = sorted({k for r in runs for k in r["settings"]
+                 if len({json.dumps(q["settings"].get(k)) for q in runs}) > 1})
+  if not keys:
+    sys.exit("error: the workdirs do not differ in any fine-tune setting: give one workdir per "
+             "variant and seed")
+  for r in runs:
+    r["variant"] = ", ".join(f"{k.removeprefix('finetune.')}={r['settings'].get(k)}" for k in keys)
+  return list(dict.fromkeys(r["variant"] for r in runs))
+
+
 def check_like_with_like(runs: list[dict]) -> None:
-  """Every length must have run for the same seeds, and a seed's lengths from one refined student."""
-  seeds = {e: sorted(r["seed"] for r in runs if r["epochs"] == e) for e in {r["epochs"] for r in runs}}
+  """Every variant must have run for the same seeds, and a seed's variants from one refined student."""
+  seeds = {v: sorted(r["seed"] for r in runs if r["variant"] == v) for v in {r["variant"] for r in runs}}
   if len({tuple(s) for s in seeds.values()}) != 1 or any(len(set(s)) != len(s) for s in seeds.values()):
-    sys.exit(f"error: need one workdir per fine-tune length and seed, the same seeds for every "
-             f"length (got seeds by length: {seeds})")
+    sys.exit(f"error: need one workdir per fine-tune variant and seed, the same seeds for every "
+             f"variant (got seeds by variant: {seeds})")
   for seed in {r["seed"] for r in runs}:
     if len({r["refined_from"] for r in runs if r["seed"] == seed}) > 1:
       sys.exit(f"error: seed {seed}'s workdirs refined different students (other teacher, "
-               "distillation or plan); copy one workdir after refinement for each length")
+               "distillation or plan); copy one workdir after refinement for each variant")
 
 
-def lengths(runs: list[dict]) -> list[dict]:
-  """Per fine-tune length, the per-seed values (in seed order) and their means."""
+def variants(runs: list[dict], order: list[str]) -> list[dict]:
+  """Per variant (in `order`), the per-seed values (in seed order) and their means."""
   out = []
-  for epochs in sorted({r["epochs"] for r in runs}):
-    rs = sorted((r for r in runs if r["epochs"] == epochs), key=lambda r: r["seed"])
+  for variant in order:
+    rs = sorted((r for r in runs if r["variant"] == variant), key=lambda r: r["seed"])
     col = lambda key: [r[key] for r in rs]
-    out.append({"epochs": epochs, "seeds": col("seed"), "val_accuracy": col("val_accuracy"),
+    out.append({"variant": variant, "seeds": col("seed"), "val_accuracy": col("val_accuracy"),
                 "accuracy": col("accuracy"),
                 "val_minus_teacher": [r["val_accuracy"] - r["teacher_val_accuracy"] for r in rs],
                 "test_minus_teacher": [r["accuracy"] - r["teacher_accuracy"] for r in rs],
@@ -69,8 +95,8 @@ def lengths(runs: list[dict]) -> list[dict]:
 
 
 def choose(table: list[dict]) -> dict:
-  """The length with the best mean validation accuracy; the shorter on a tie (rounded to 0.01%)."""
-  return max(table, key=lambda r: (round(float(np.mean(r["val_accuracy"])), 4), -r["epochs"]))
+  """The variant with the best mean validation accuracy (rounded to 0.01%); the first on a tie."""
+  return max(table, key=lambda r: round(float(np.mean(r["val_accuracy"])), 4))  # max keeps the first
 
 
 def _pts(values) -> str:
@@ -80,30 +106,32 @@ def _pts(values) -> str:
 def markdown(runs: list[dict], table: list[dict], chosen: dict, budget: str, command: str,
              note: str) -> str:
   met = np.mean(chosen["test_minus_teacher"]) >= 0
-  lines = [f"# Fine-tune length of our student at {budget}, seeds {chosen['seeds']}", "",
+  order = [r["variant"] for r in table]
+  lines = [f"# Fine-tune variants of our student at {budget}, seeds {chosen['seeds']}", "",
            f"Command: `{command}`", "", *([note, ""] if note else []),
            "Every workdir of a seed holds the same refined student (the same distillation, selection "
-           "and refinement); only the KD fine-tune's length differs. Decided on the validation split "
-           "(best mean over seeds); test is shown for the record. Cost: wall seconds of the "
-           "fine-tune and of ours in all, and training images of ours in all (distill + score + "
-           "refine + fine-tune). The comparison is with the teacher, so no baseline is trained "
-           "here: no equal-total-cost comparison is made in this table.", "",
-           "| seed | fine-tune epochs | val acc | test acc | val - teacher | test - teacher | "
+           "and refinement); only the KD fine-tune's settings differ (the variant column: the "
+           "settings in which the workdirs differ). Decided on the validation split (best mean over "
+           "seeds; a tie to the variant listed first); test is shown for the record. Cost: wall "
+           "seconds of the fine-tune and of ours in all, and training images of ours in all (distill "
+           "+ score + refine + fine-tune). The comparison is with the teacher, so no baseline is "
+           "trained here: no equal-total-cost comparison is made in this table.", "",
+           "| seed | variant | val acc | test acc | val - teacher | test - teacher | "
            "fine-tune wall s | ours in all wall s | images |", "|---" * 9 + "|"]
-  for r in sorted(runs, key=lambda r: (r["seed"], r["epochs"])):
-    lines.append(f"| {r['seed']} | {r['epochs']:g} | {100 * r['val_accuracy']:.2f}% | "
+  for r in sorted(runs, key=lambda r: (r["seed"], order.index(r["variant"]))):
+    lines.append(f"| {r['seed']} | {r['variant']} | {100 * r['val_accuracy']:.2f}% | "
                  f"{100 * r['accuracy']:.2f}% | {100 * (r['val_accuracy'] - r['teacher_val_accuracy']):+.2f} | "
                  f"{100 * (r['accuracy'] - r['teacher_accuracy']):+.2f} | {r['finetune_seconds']:.0f} | "
                  f"{r['overhead_seconds'] + r['finetune_seconds']:.0f} | {r['images']:,} |")
   lines += ["", "Means over seeds (per seed in brackets):", "",
-            "| fine-tune epochs | val acc | test acc | val - teacher | test - teacher | fine-tune wall s |",
+            "| variant | val acc | test acc | val - teacher | test - teacher | fine-tune wall s |",
             "|---" * 6 + "|"]
   for r in table:
-    lines.append(f"| {r['epochs']:g} | {100 * np.mean(r['val_accuracy']):.2f}% | "
+    lines.append(f"| {r['variant']} | {100 * np.mean(r['val_accuracy']):.2f}% | "
                  f"{100 * np.mean(r['accuracy']):.2f}% | {100 * np.mean(r['val_minus_teacher']):+.2f} "
                  f"({_pts(r['val_minus_teacher'])}) | {100 * np.mean(r['test_minus_teacher']):+.2f} "
                  f"({_pts(r['test_minus_teacher'])}) | {np.mean(r['finetune_seconds']):.0f} |")
-  lines += ["", f"Chosen on validation: **{chosen['epochs']:g} epochs**. Target (the student at or "
+  lines += ["", f"Chosen on validation: **{chosen['variant']}**. Target (the student at or "
             f"above its teacher on test, mean of seeds): **{'met' if met else 'not met'}** "
             f"({100 * np.mean(chosen['test_minus_teacher']):+.2f})."]
   return "\n".join(lines) + "\n"
@@ -115,18 +143,19 @@ def main() -> None:
   p.add_argument("--budget", required=True, help="the budget folder, e.g. budget_macs_0.5")
   p.add_argument("--command", default="", help="the commands that made the workdirs")
   p.add_argument("--note", default="", help="a paragraph under the commands")
-  p.add_argument("workdirs", nargs="+", help="one per fine-tune length and seed")
+  p.add_argument("workdirs", nargs="+", help="one per fine-tune variant and seed, the base first")
   args = p.parse_args()
   runs = [run(w, args.budget) for w in args.workdirs]
+  order = label_variants(runs)
   check_like_with_like(runs)
-  table = lengths(runs)
+  table = variants(runs, order)
   chosen = choose(table)
   text = markdown(runs, table, chosen, args.budget, args.command, args.note)
   with open(args.out + ".md", "w") as f:
     f.write(text)
   with open(args.out + ".json", "w") as f:
-    json.dump({"command": args.command, "budget": args.budget, "runs": runs, "lengths": table,
-               "chosen_epochs": chosen["epochs"]}, f, indent=2)
+    json.dump({"command": args.command, "budget": args.budget, "runs": runs, "variants": table,
+               "chosen": chosen["variant"]}, f, indent=2)
   print(text)
 
 
