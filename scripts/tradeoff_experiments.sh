@@ -47,7 +47,8 @@
 #      Summary: results/finetune_length_resnet20_50.md.
 #  10. The 50% target, the fine-tune's loss: from step 9's refined students, 8-epoch fine-tunes with
 #      feature hints (beta 1), KD alpha 0.5 instead of 0.9, KD temperature 2 instead of 4, against
-#      step 9's 8-epoch base, chosen on validation (details at the step). Summary: results/finetune_loss_resnet20_50.md.
+#      step 9's 8-epoch base, chosen on validation (details at the step).
+#      Summary: results/finetune_loss_resnet20_50.md.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python

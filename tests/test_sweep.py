@@ -375,10 +375,11 @@ def test_finetune_variants_are_chosen_on_validation(finished_sweep, tmp_path):
       _load(dirs[1], budget, "finetune", "result.json")["test_accuracy"] - teacher)
   met = "met" if long["test_minus_teacher"][0] >= 0 else "not met"
   assert f"(the student at or above its teacher on test, mean of seeds): **{met}**" in open(out + ".md").read()
+  # A tie on validation goes to the variant given first.
   proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget, dirs[0], dirs[2]])
-  assert proc.returncode == 0 and json.load(open(out + ".json"))["chosen"] == (
-      f"kd.hints=0.0")  # a tie on validation goes to the variant given first
+  assert proc.returncode == 0 and json.load(open(out + ".json"))["chosen"] == "kd.hints=0.0"
+  # A variant given twice for a seed.
   proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget, dirs[1]] + dirs)
-  assert proc.returncode != 0 and "one workdir per fine-tune variant and seed" in proc.stderr  # a variant given twice for a seed
+  assert proc.returncode != 0 and "one workdir per fine-tune variant and seed" in proc.stderr
   proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget, dirs[0]])
   assert proc.returncode != 0 and "do not differ in any fine-tune setting" in proc.stderr
