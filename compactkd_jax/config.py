@@ -114,7 +114,10 @@ def default_config() -> ml_collections.ConfigDict:
       constraints=ml_collections.ConfigDict(dict(flops=0.0, macs=0.0, params=0.0, latency=0.0)),
       # The runtime whose measured latencies (a lookup table, ms, fp32, report.threads threads)
       # are the cost when metric is "latency" or a latency constraint is set.
-      runtime="onnxruntime"))
+      runtime="onnxruntime",
+      # K > 1: the K least-damage plans are assembled from their distilled candidates and the one
+      # scoring best on the validation split is refined and fine-tuned (1: the least-damage plan).
+      rerank=1))
   c.refine = ml_collections.ConfigDict(dict(
       train=train_defaults(epochs=0.5, learning_rate=0.02, weight_decay=0.0)))
   c.finetune = ml_collections.ConfigDict(dict(
@@ -155,6 +158,10 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if over:
     raise UserError(f"config.select.constraints.{over[0]}={cfg.select.constraints[over[0]]} is "
                     "above 1.0, the teacher itself, while select.relative is on; give a fraction")
+  if cfg.select.rerank > 1 and needs_latency(cfg.select):
+    raise UserError(f"config.select.rerank={cfg.select.rerank} re-ranks plans by accuracy, which "
+                    "a latency budget or limit cannot do (each plan is measured on the runtime); "
+                    "set config.select.rerank=1")
   if len(set(cfg.select.budgets)) != len(cfg.select.budgets):
     raise UserError(f"config.select.budgets={tuple(cfg.select.budgets)} lists a budget twice; "
                     "give each budget once")

@@ -119,6 +119,8 @@ RULES = {
                                        "together with the budget (0: none)"),
     "select.runtime": Rule("runtime of the latency lookup table",
                            choices=("onnxruntime", "litert")),
+    "select.rerank": _num("K > 1: of the K least-damage plans, the one whose assembled student "
+                          "scores best on validation (1: off)", low=1),
     "select.budgets": Rule("a budget sweep: one student per budget (empty: the single budget)"),
     "finetune.kd.temperature": _num("Hinton KD temperature", strict=True),
     "finetune.kd.alpha": _num("weight of the KD term (1 - alpha on cross-entropy)", high=1,

@@ -26,9 +26,10 @@ class InfeasibleConstraints(knapsack.InfeasibleBudget):
 
 
 def solve_milp(costs: Mapping[str, Sequence[np.ndarray]], damages: Sequence[np.ndarray],
-               limits: Mapping[str, float]) -> list[int] | None:
+               limits: Mapping[str, float],
+               exclude: Sequence[Sequence[int]] = ()) -> list[int] | None:
   """The least-damage plan (candidate index per block) whose summed cost per metric is within
-  `limits[metric]` for every metric; None when none is."""
+  `limits[metric]` for every metric, other than the plans in `exclude`; None when none is."""
   blocks = len(damages)
   sizes = [len(np.asarray(d).reshape(-1)) for d in damages]
   starts = np.concatenate([[0], np.cumsum(sizes)])
@@ -42,6 +43,11 @@ def solve_milp(costs: Mapping[str, Sequence[np.ndarray]], damages: Sequence[np.n
     rows.append(row / scale)
     upper.append(limit / scale - _TIGHTEN)
   parts = [optimize.LinearConstraint(one_per_block, 1.0, 1.0)]
+  # A plan is cut off by asking that at most blocks - 1 of its choices be taken again.
+  for other in exclude:
+    cut = np.zeros(starts[-1])
+    cut[[starts[b] + int(i) for b, i in enumerate(other)]] = 1.0
+    parts.append(optimize.LinearConstraint(cut, -np.inf, blocks - 1))
   if rows:
     parts.append(optimize.LinearConstraint(np.array(rows), -np.inf, np.array(upper)))
   result = optimize.milp(np.concatenate([np.asarray(d, np.float64).reshape(-1) for d in damages]),
@@ -68,9 +74,10 @@ def _limits(scores: dict, wanted: Mapping[str, float], relative: bool) -> dict[s
 
 
 def make_plan(scores: dict, limits: Mapping[str, float], relative: bool,
-              damage: str = "accuracy") -> dict:
+              damage: str = "accuracy", exclude: Sequence[Mapping[str, str]] = ()) -> dict:
   """The least-damage plan meeting every limit (metric -> fraction of the teacher when
-  `relative`, else an absolute cost). Raises InfeasibleConstraints naming what cannot be met."""
+  `relative`, else an absolute cost), other than the plans whose `choice` (block -> candidate) is
+  in `exclude`. Raises InfeasibleConstraints naming what cannot be met."""
   if not limits:
     raise UserError("no constraints given; set at least one of config.select.constraints")
   for metric in limits:
@@ -83,8 +90,13 @@ def make_plan(scores: dict, limits: Mapping[str, float], relative: bool,
   costs = {m: menus[m][1] for m in info}
   slack = {m: info[m]["limit"] - info[m]["fixed"] + knapsack._PLAN_RTOL * info[m]["teacher_cost"]
            for m in info}
-  plan = solve_milp(costs, damages, slack)
+  excluded = [[menu.index(choice[block]) for block, menu in zip(order, names)]
+              for choice in exclude]
+  plan = solve_milp(costs, damages, slack, excluded)
   if plan is None:
+    if excluded:
+      raise InfeasibleConstraints(f"no plan meets the limits other than the {len(excluded)} "
+                                  "already found")
     raise _infeasible(info, costs)
   metric = next(iter(info))
   cost_of = lambda m: info[m]["fixed"] + knapsack._plan_cost(costs[m], plan)

@@ -40,14 +40,17 @@ def ours(ctx: RunContext) -> dict:
     raise UserError("equal-cost baselines need the distill and finetune phases finished first "
                     "(or set config.baselines.match='epochs')")
   refine = workdir.read_result(ctx, "refine") or {}
+  # Re-ranking plans (select.rerank) runs forward passes over the validation split: scoring too.
+  select = workdir.read_result(ctx, "select") or {}
   seconds = {
       # Workdirs of older versions have only the phase's wall time.
       "distill": distill.get("train_seconds", distill.get("wall_seconds", 0.0)),
-      "score": distill.get("score_seconds", 0.0),
+      "score": distill.get("score_seconds", 0.0) + select.get("rerank_seconds", 0.0),
       "refine": refine.get("wall_seconds", 0.0),
       "finetune": finetune["train_seconds"]}
   finetune_steps = finetune.get("steps", 0)
-  images = {"distill": distill.get("train_images", 0), "score": distill.get("score_images", 0),
+  images = {"distill": distill.get("train_images", 0),
+            "score": distill.get("score_images", 0) + select.get("rerank_images", 0),
             "refine": refine.get("images", 0), "finetune": finetune.get("images", 0)}
   overhead = seconds["distill"] + seconds["score"] + seconds["refine"]
   total = sum(seconds.values())

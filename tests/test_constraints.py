@@ -55,6 +55,26 @@ def test_milp_equals_brute_force(instance):
   assert sum(d[i] for d, i in zip(damages, plan)) == pytest.approx(expected, abs=1e-9)
 
 
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(instances())
+def test_excluding_found_plans_walks_the_brute_force_ranking(instance):
+  """Cutting off each plan found gives the next best: the damages found in turn are the brute
+  force's sorted damages of every feasible plan, each plan found once, until none is left."""
+  costs, damages, limits = instance
+  feasible = sorted(sum(d[i] for d, i in zip(damages, plan))
+                    for plan in itertools.product(*(range(len(d)) for d in damages))
+                    if all(sum(c[i] for c, i in zip(costs[m], plan)) <= limits[m] for m in limits))
+  found = []
+  for _ in range(min(len(feasible), 6)):
+    plan = constraints.solve_milp(costs, damages, limits, exclude=found)
+    assert plan is not None and plan not in found
+    found.append(plan)
+  assert [sum(d[i] for d, i in zip(damages, p)) for p in found] == pytest.approx(
+      feasible[:len(found)], abs=1e-9)
+  if len(found) == len(feasible):
+    assert constraints.solve_milp(costs, damages, limits, exclude=found) is None
+
+
 @settings(max_examples=100, deadline=None, derandomize=True)
 @given(instances())
 def test_one_metric_agrees_with_the_dp(instance):
@@ -145,6 +165,14 @@ def _select_config(**constraint_values):
   s.metric, s.budget, s.damage = "macs", 0.9, "mse"
   s.constraints.update(constraint_values)
   return s
+
+
+def test_rerank_with_a_latency_limit_is_one_line():
+  cfg = config_lib.default_config()
+  cfg.select.rerank, cfg.select.metric = 3, "latency"
+  with pytest.raises(UserError, match="set config.select.rerank=1") as e:
+    config_lib.validate(cfg)
+  assert "\n" not in str(e.value)
 
 
 def test_budget_and_constraints_meet_together():

@@ -143,3 +143,38 @@ def test_select_saved_exactly_the_chosen_candidates(finished_run):
       assert jax.tree.structure(got) == jax.tree.structure(want)
       for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_rerank_takes_the_plan_whose_assembled_student_scores_best(finished_run):
+  """select.rerank=3 on the finished run's distillation: three different plans within the budget,
+  the first the DP's own, then in order of predicted damage; each one's validation accuracy,
+  recomputed here from the assembled student's logits over the whole split in one batch, is the
+  one recorded, and the plan taken is the best (a tie to the earlier)."""
+  from compactkd_jax.phases import select as select_phase
+  cfg, workdir, _ = finished_run
+  cfg = cfg.copy_and_resolve_references()
+  cfg.select.rerank = 3
+  ctx = pipeline.make_context(cfg, workdir)
+  scores = workdir_lib.load_scores(ctx)
+  first = select_phase.checked_plan(ctx, scores, cfg.select.budget)
+  out = select_phase.reranked(ctx, scores, first)
+  table = out["table"]
+  assert len(table) == 3 and table[0]["choice"] == first["choice"]
+  assert len({tuple(sorted(r["choice"].items())) for r in table}) == 3
+  assert table[1]["predicted_damage"] <= table[2]["predicted_damage"] + 1e-12
+  assert table[0]["predicted_damage"] <= table[1]["predicted_damage"] + 1e-9
+  teacher_net, teacher_vars = workdir_lib.load_teacher(ctx)
+  val = ctx.dataset.validation
+  accuracies = []
+  for row in table:
+    plan = select_phase.alternatives(scores, cfg.select, cfg.select.budget, first)[row["rank"]]
+    assert plan["choice"] == row["choice"] and plan["cost"] <= first["limit"] * (1 + 1e-12)
+    net, variables = workdir_lib.assemble(teacher_net, teacher_vars, plan,
+                                          workdir_lib.load_candidates(ctx))
+    logits, _ = net.apply(variables, ctx.preprocess(val.images))
+    accuracies.append(float(np.mean(np.argmax(np.asarray(logits), -1) == val.labels)))
+    assert row["val_accuracy"] == pytest.approx(accuracies[-1], abs=1e-6)
+  best = int(np.argmax(accuracies))  # the first of the best
+  assert [bool(r.get("chosen")) for r in table] == [i == best for i in range(3)]
+  assert out["plan"]["choice"] == table[best]["choice"]
+  assert out["images"] == 3 * len(val.labels)

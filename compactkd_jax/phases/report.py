@@ -218,6 +218,21 @@ def constraint_lines(plan: dict) -> list[str]:
   return [f"Every limit met at once (exact MILP): {'; '.join(parts)}.", ""]
 
 
+def rerank_lines(plan: dict) -> list[str]:
+  """The plans compared by select.rerank: each one's predicted damage, cost and the validation
+  accuracy of its assembled (unrefined) student, the chosen one marked."""
+  if "rerank" not in plan:
+    return []
+  m = plan["metric"]
+  rows = [{"plan": f"{r['rank'] + 1}{' (chosen)' if r.get('chosen') else ''}",
+           "predicted damage": f"{r['predicted_damage']:.4f}", m: _amount(m, r["cost"]),
+           "val acc before refinement": f"{100 * r['val_accuracy']:.2f}%"}
+          for r in plan["rerank"]]
+  return [f"Re-ranked (select.rerank={len(rows)}): the least-damage plans, each assembled from "
+          "its distilled candidates and scored on the validation split.", "",
+          cost.format_table(rows, list(rows[0])), ""]
+
+
 def write_markdown(results: dict, path: str) -> None:
   b, c = results["budget"], results["compression"]
   walls = ", ".join(f"{k} {v:.0f}s" for k, v in results["wall_seconds"].items() if v is not None)
@@ -235,6 +250,7 @@ def write_markdown(results: dict, path: str) -> None:
       "Precision (compute dtype of the training passes; parameters and losses are float32): "
       + ", ".join(f"{k} {v}" for k, v in results.get("precision", {}).items()) + ".", "",
       "## Per block (validation split)", "", block_table(results["plan"]), "",
+      *rerank_lines(results["plan"]),
       f"Exported student: {results['export']['spec']}, {results['export']['jax_export']}.", "",
       *(deploy_lines(results) if results.get("deploy") else [])]
   files.write_text(path, "\n".join(text))

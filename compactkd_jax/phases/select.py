@@ -2,9 +2,12 @@
 of config.select.constraints), into `<workdir>/select/plan.json` with the chosen candidates'
 variables. One budget: the exact knapsack (knapsack.py) with the greedy plan beside it; several
 limits: the MILP (constraints.py); a latency limit: the runtime's lookup table, and the assembled
-student measured whole before the plan is accepted."""
+student measured whole before the plan is accepted. With `select.rerank` K > 1 the K least-damage
+plans are assembled and the one whose student scores best on the validation split is taken."""
+import time
+
 from compactkd_jax import config as config_lib
-from compactkd_jax import constraints, knapsack, workdir
+from compactkd_jax import constraints, feed, knapsack, supervised, workdir
 from compactkd_jax.context import RunContext
 from compactkd_jax.errors import UserError
 
@@ -13,6 +16,9 @@ def run(ctx: RunContext) -> dict:
   s = ctx.cfg.select
   scores = with_latency(ctx, workdir.load_scores(ctx))
   plan = checked_plan(ctx, scores, s.budget)
+  rerank = reranked(ctx, scores, plan) if s.rerank > 1 else None
+  if rerank is not None:
+    plan = rerank["plan"]
   result = {"metric": plan["metric"], "limit": plan["limit"], "cost": plan["cost"],
             "relative_cost": plan["cost"] / plan["teacher_cost"],
             "predicted_damage": plan["predicted_damage"], "choice": plan["choice"]}
@@ -21,6 +27,11 @@ def run(ctx: RunContext) -> dict:
     plan["greedy"] = {"choice": greedy["choice"], "cost": greedy["cost"],
                       "predicted_damage": greedy["predicted_damage"]}
     result["greedy_predicted_damage"] = greedy["predicted_damage"]
+  if rerank is not None:
+    plan["rerank"] = rerank["table"]
+    # Forward passes over the validation split: a cost of ours (equal_cost.py counts it).
+    result.update(rerank_seconds=rerank["seconds"], rerank_images=rerank["images"],
+                  rerank_val_accuracy=[row["val_accuracy"] for row in rerank["table"]])
   plan["curve"] = knapsack.damage_curve(scores, s.metric, s.damage)
   workdir.save_plan(ctx, plan, workdir.load_candidates(ctx) if _has_trained(plan) else {})
   return result
@@ -28,6 +39,47 @@ def run(ctx: RunContext) -> dict:
 
 def _has_trained(plan: dict) -> bool:
   return any(e["candidate"] not in ("keep", "skip") for e in plan["blocks"])
+
+
+def alternatives(scores: dict, s, budget: float, first: dict) -> list[dict]:
+  """`first` and then up to `s.rerank - 1` further plans under the same limits, each the
+  least-damage plan not found before (the MILP with the earlier plans cut off); fewer when no
+  more plans fit."""
+  plans = [first]
+  while len(plans) < s.rerank:
+    try:
+      found = constraints.make_plan(scores, limits(s, budget), s.relative, s.damage,
+                                    exclude=[p["choice"] for p in plans])
+    except knapsack.InfeasibleBudget:
+      break
+    if "constraints" not in first:  # a one-budget plan: its budget is its only limit
+      found.pop("constraints")
+    plans.append(found)
+  return plans
+
+
+def reranked(ctx: RunContext, scores: dict, first: dict) -> dict:
+  """Of the `select.rerank` least-damage plans, the one whose assembled student (distilled
+  candidates, before refinement) has the best validation accuracy; a tie goes to the plan of
+  lower predicted damage (found first). The per-block damages add up blocks scored one at a time;
+  the whole student also shows how the replaced blocks' errors compound."""
+  start = time.perf_counter()
+  plans = alternatives(scores, ctx.cfg.select, ctx.cfg.select.budget, first)
+  teacher_net, teacher_vars = workdir.load_teacher(ctx)
+  cand_vars = workdir.load_candidates(ctx)
+  split = ctx.splits["validation"]
+  table = []
+  for rank, plan in enumerate(plans):
+    net, variables = workdir.assemble(teacher_net, teacher_vars, plan, cand_vars)
+    accuracy = supervised.evaluate(net, feed.replicate(variables, ctx.mesh), split,
+                                   ctx.preprocess, ctx.mesh,
+                                   ctx.cfg.data.eval_batch_size)["accuracy"]
+    table.append({"rank": rank, "choice": plan["choice"], "cost": plan["cost"],
+                  "predicted_damage": plan["predicted_damage"], "val_accuracy": accuracy})
+  best = max(range(len(plans)), key=lambda i: (table[i]["val_accuracy"], -i))
+  table[best]["chosen"] = True
+  return {"plan": plans[best], "table": table, "seconds": time.perf_counter() - start,
+          "images": len(plans) * split.size}
 
 
 def with_latency(ctx: RunContext, scores: dict) -> dict:
