@@ -509,7 +509,9 @@ def main(argv=None):
   feed.check_batch_size(args.batch, mesh, "--batch")
   print(f"{args.model} width {args.width:g}, images {args.image_shape}, batch {args.batch}; "
         f"measuring peak matmul ...", flush=True)
-  peak = peak_matmul(torch_device, sync, precision=args.precision)
+  # The smoke only checks the code path: a small matmul, because a CPU whose bf16 runs without AMX
+  # (PyTorch then takes ~20 s per 2048^3 product) would spend minutes here.
+  peak = peak_matmul(torch_device, sync, n=256 if args.tiny else 2048, precision=args.precision)
   form = {"convolution": layers.depthwise_as_convolution, "shifts": layers.depthwise_as_shifts}.get(
       args.depthwise_form, contextlib.nullcontext)()
   with form:  # the JAX steps are traced inside: their depthwise convs take this form

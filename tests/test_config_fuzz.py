@@ -138,7 +138,7 @@ RUN_VALUES = {
     "teacher.train.warmup_steps": [0, 1, 10**6]}
 
 
-@settings(max_examples=12, deadline=None, derandomize=True,
+@settings(max_examples=6, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(sorted(RUN_VALUES)).flatmap(
     lambda k: st.tuples(st.just(k), st.sampled_from(RUN_VALUES[k]))), min_size=1, max_size=3))

@@ -114,6 +114,9 @@ def uninterrupted(tmp_path_factory, fmnist_dir):
   return workdir
 
 
+# A third whole pipeline, left to the slow run: the killed-and-resumed run below is compared bit
+# for bit with the uninterrupted one, which already fails when two fresh runs differ.
+@pytest.mark.slow
 def test_same_config_and_seed_give_bit_identical_results(uninterrupted, tmp_path, fmnist_dir):
   again = str(tmp_path / "again")
   _pipeline(again)

@@ -4,9 +4,12 @@ in the output folder, so the script cannot rot between GPU sessions."""
 import os
 import subprocess
 
+import pytest
+
 from conftest import REPO_ROOT
 
 
+@pytest.mark.slow  # ~13 minutes on 2 cores: a ResNet-56 sweep, bench and baselines
 def test_gpu_script_smoke(tmp_path, fmnist_dir):
   env = dict(os.environ, OUT=str(tmp_path / "out"), BENCH_TIMEOUT="400", REPRO_TIMEOUT="600")
   proc = subprocess.run(["bash", "scripts/gpu/run.sh", "--smoke"], cwd=REPO_ROOT, env=env,

@@ -103,6 +103,8 @@ def cli_runs(tmp_path_factory, request):
   return one, two, logs
 
 
+# Two whole pipelines (~10 minutes on 2 cores); the two-process steps above run by default.
+@pytest.mark.slow
 def test_two_process_cli_run_matches_one_process(cli_runs):
   one, two, logs = cli_runs
   assert "2 process(es), 2 data shard(s)" in logs[0]
