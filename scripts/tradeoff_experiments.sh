@@ -54,7 +54,16 @@
 #      choice for this recipe in step 10) instead of step 5's 0.9. Seeds side by side, each pinned
 #      to one core. Summary: results/finetune_alpha_resnet20_25.md. Scratch and Hinton KD at equal
 #      total cost on this architecture (about 85 minutes per seed on one core, at the speed this
-#      step ran) did not fit the session beside it: not run yet.
+#      step ran) did not fit the session beside it: run in step 12.
+#  12. The baselines on step 11's students: scratch and Hinton KD at equal total cost on the ResNet-20
+#      inner student's architecture at 25% MACs, step 11's workdirs (a later session: the pricing
+#      is side by side, so the machine's speed then does not bias the steps). Seeds side by side,
+#      each pinned to one core. Summary: results/tradeoff_resnet20_inner_8ep.md.
+#  13. The 50% target, the fine-tune's learning rate: step 10's recipe (KD alpha 0.5, validation's
+#      choice there) rebuilt up to refinement, then 8-epoch fine-tunes at lr 0.02 (the recipe's)
+#      and 0.01 (the untried side: 0.05 lost 1.74 points in results/ablation_quickstart.md) from
+#      the same refined student, chosen on validation. Seeds side by side, each pinned to one core.
+#      Summary: results/finetune_lr_resnet20_50.md.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -206,12 +215,15 @@ $PY scripts/summarize_finetune.py --out results/finetune_loss_resnet20_50 --budg
   runs/ft8_temp2_s1
 # 11. The 25% target on ResNet-20 (details at the top). 25% alone: a budget's selection, refinement
 #     and fine-tune read nothing of another budget, so the students are step 5's 25% plans.
-for seed in 0 1; do
-  dir=runs/r20_inner25_s$seed
-  taskset -c $seed $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="(0.25,)" \
+# One seed's run of steps 11-12 up to the given phases, pinned to the seed's core, in the background.
+r20_inner25() {  # seed phases log-suffix
+  taskset -c $1 $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="(0.25,)" \
     --config.finetune.train.epochs=8 --config.finetune.kd.alpha=0.5 --config.report.runtimes="()" \
-    "${RECIPE[@]}" "$INNER" --workdir $dir --config.seed=$seed \
-    "--config.phases=('teacher','distill','select','refine','finetune','report')" >> $dir.log 2>&1 &
+    "${RECIPE[@]}" "$INNER" --workdir runs/r20_inner25_s$1 --config.seed=$1 \
+    "--config.phases=($2)" >> runs/r20_inner25_s$1$3.log 2>&1 &
+}
+for seed in 0 1; do
+  r20_inner25 $seed "'teacher','distill','select','refine','finetune','report'" ""
 done
 wait
 for seed in 0 1; do
@@ -220,3 +232,39 @@ for seed in 0 1; do
   cp runs/r20_inner25_s$seed/budget_macs_0.25/finetune/result.json \
     results/finetune_alpha_resnet20_25_runs/seed$seed/finetune_result.json
 done
+# 12. The baselines on step 11's students (details at the top), then the report with them (step 11's
+#     report, made without baselines, is deleted: a report refuses inputs that changed under it).
+for seed in 0 1; do
+  dir=runs/r20_inner25_s$seed
+  [ -f $dir/budget_macs_0.25/baseline_kd/result.json ] || rm -rf $dir/budget_macs_0.25/report
+  r20_inner25 $seed "'teacher','distill','select','refine','finetune','baselines','report'" .bl
+done
+wait
+$PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet20_inner_8ep \
+  --command "scripts/tradeoff_experiments.sh steps 5, 11 and 12" runs/r20_inner25_s0 runs/r20_inner25_s1 \
+  --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued), the quickstart recipe with distill and refine 0.1 epoch, the candidate menu with the inner candidates (slim + inner, results/inner_ablation_resnet20_8ep.md), 25% MACs alone, an 8-epoch fine-tune with KD alpha 0.5 (results/finetune_alpha_resnet20_25.md); baselines trained on the inner student's own architecture. Ours ran in one session (step 11, a slow machine: 1.3 fine-tune steps/s per core), the baselines in a later one (step 12, 3-4 steps/s per core) from the same workdirs: their steps were priced against our fine-tune step side by side in their own run, so the walls do not compare across the two and the images do (the scratch step has no teacher pass and costs 0.78 of ours, so scratch sees more images)."
+for seed in 0 1; do
+  mkdir -p results/tradeoff_resnet20_inner_8ep_runs/seed$seed
+  cp runs/r20_inner25_s$seed/results.json results/tradeoff_resnet20_inner_8ep_runs/seed$seed/
+  cp runs/r20_inner25_s$seed/budget_macs_0.25/report.md results/tradeoff_resnet20_inner_8ep_runs/seed$seed/report_macs_0.25.md
+done
+# 13. The 50% target, the fine-tune's learning rate (details at the top).
+for seed in 0 1; do
+  (
+    base=runs/ft8a_lr02_s$seed
+    taskset -c $seed $PY -m compactkd_jax.main "${FT[@]}" --workdir $base --config.seed=$seed \
+      --config.finetune.train.epochs=8 --config.finetune.kd.alpha=0.5 \
+      "--config.phases=('teacher','distill','select','refine')" >> $base.log 2>&1 || exit 1
+    [ -d runs/ft8a_lr01_s$seed ] || cp -a $base runs/ft8a_lr01_s$seed
+    for lr in 02 01; do
+      taskset -c $seed $PY -m compactkd_jax.main "${FT[@]}" --workdir runs/ft8a_lr${lr}_s$seed \
+        --config.seed=$seed --config.finetune.train.epochs=8 --config.finetune.kd.alpha=0.5 \
+        --config.finetune.train.learning_rate=0.$lr \
+        "--config.phases=('teacher','distill','select','refine','finetune')" >> runs/ft8a_lr${lr}_s$seed.log 2>&1 || exit 1
+    done
+  ) &
+done
+wait
+$PY scripts/summarize_finetune.py --out results/finetune_lr_resnet20_50 --budget budget_macs_0.5 \
+  --command "scripts/tradeoff_experiments.sh step 13" runs/ft8a_lr02_s0 runs/ft8a_lr02_s1 \
+  runs/ft8a_lr01_s0 runs/ft8a_lr01_s1
