@@ -64,6 +64,12 @@
 #      and 0.01 (the untried side: 0.05 lost 1.74 points in results/ablation_quickstart.md) from
 #      the same refined student, chosen on validation. Seeds side by side, each pinned to one core.
 #      Summary: results/finetune_lr_resnet20_50.md.
+#  14. The 50% target, the student the fine-tune starts from: step 13's recipe (lr 0.02) with
+#      distillation and refinement 0.5 epoch instead of 0.1 (the library's refine default; 215
+#      distillation steps per candidate instead of 43, refinement 215 steps per replaced block).
+#      Selection reads the longer distillation's scores, so the plan may change. Seeds side by
+#      side, each pinned to one core. Summary against step 13's lr-0.02 workdirs:
+#      results/distill_length_resnet20_50.md.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -268,3 +274,12 @@ wait
 $PY scripts/summarize_finetune.py --out results/finetune_lr_resnet20_50 --budget budget_macs_0.5 \
   --command "scripts/tradeoff_experiments.sh step 13" runs/ft8a_lr02_s0 runs/ft8a_lr02_s1 \
   runs/ft8a_lr01_s0 runs/ft8a_lr01_s1
+# 14. The 50% target, the student's start (details at the top).
+for seed in 0 1; do
+  taskset -c $seed $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="(0.5,)" \
+    --config.report.runtimes="()" --config.distill.train.epochs=0.5 --config.refine.train.epochs=0.5 \
+    "$INNER" --workdir runs/ft8a_long_s$seed --config.seed=$seed --config.finetune.train.epochs=8 \
+    --config.finetune.kd.alpha=0.5 "--config.phases=('teacher','distill','select','refine','finetune')" \
+    >> runs/ft8a_long_s$seed.log 2>&1 &
+done
+wait
