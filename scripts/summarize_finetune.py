@@ -9,6 +9,10 @@ the shorter); test is shown for the record and for the target "the student at or
   .venv/bin/python scripts/summarize_finetune.py --out results/finetune_length_resnet20_50 \
       --budget budget_macs_0.5 --command "<commands>" runs/ft8_s0 runs/ft8_s1 runs/ft16_s0 runs/ft16_s1
 
+With --stages distill,refine,finetune the variants may differ in the settings of those phases too
+(a longer distillation, say); a seed's workdirs then hold different students (the plan may change),
+and the table adds each student's cost and the overhead (distill + score + refine) it took.
+
 Writes <out>.md and <out>.json.
 """
 import argparse
@@ -37,16 +41,19 @@ def _flat(tree: dict, prefix: str = "finetune") -> dict:
   return out
 
 
-def run(workdir: str, budget: str) -> dict:
-  """One workdir's student of `budget`: accuracies, its teacher's, and the cost of each phase."""
+def run(workdir: str, budget: str, stages: tuple[str, ...]) -> dict:
+  """One workdir's student of `budget`: accuracies, its teacher's, the settings of `stages`, what the
+  student costs to run and what each phase cost to train."""
   config = _read(os.path.join(workdir, "config.json"))
+  plan = _read(os.path.join(workdir, budget, "select", "plan.json"))
   teacher = _read(os.path.join(workdir, "teacher", "result.json"))
   distill = _read(os.path.join(workdir, "distill", "result.json"))
   refine = _read(os.path.join(workdir, budget, "refine", "result.json"))
   fine = _read(os.path.join(workdir, budget, "finetune", "result.json"))
   overhead = distill["train_seconds"] + distill["score_seconds"] + refine["wall_seconds"]
   return {"workdir": os.path.basename(os.path.normpath(workdir)), "seed": config["seed"],
-          "settings": _flat(config["finetune"]),
+          "settings": {k: v for stage in stages for k, v in _flat(config[stage], stage).items()},
+          "student_cost": plan["cost"], "cost_metric": plan["metric"],
           "val_accuracy": fine["val_accuracy"], "accuracy": fine["test_accuracy"],
           "teacher_val_accuracy": teacher["val_accuracy"], "teacher_accuracy": teacher["test_accuracy"],
           "finetune_seconds": fine["train_seconds"], "overhead_seconds": overhead,
@@ -55,26 +62,30 @@ def run(workdir: str, budget: str) -> dict:
                     + fine["images"]}
 
 
-def label_variants(runs: list[dict]) -> list[str]:
-  """Names each run's variant by the fine-tune settings that differ between the workdirs
-  ("finetune.train.epochs=16"); returns the variants in the order first given."""
+def label_variants(runs: list[dict], stages: tuple[str, ...]) -> list[str]:
+  """Names each run's variant by the settings that differ between the workdirs ("train.epochs=16"
+  when only the fine-tune's are compared, else "distill.train.epochs=0.5"); returns the variants in
+  the order first given."""
+  prefix = "finetune." if stages == ("finetune",) else ""
+  what = "fine-tune" if prefix else "/".join(stages)
   keys = sorted({k for r in runs for k in r["settings"]
                  if len({json.dumps(q["settings"].get(k)) for q in runs}) > 1})
   if not keys:
-    sys.exit("error: the workdirs do not differ in any fine-tune setting: give one workdir per "
+    sys.exit(f"error: the workdirs do not differ in any {what} setting: give one workdir per "
              "variant and seed")
   for r in runs:
-    r["variant"] = ", ".join(f"{k.removeprefix('finetune.')}={r['settings'].get(k)}" for k in keys)
+    r["variant"] = ", ".join(f"{k.removeprefix(prefix)}={r['settings'].get(k)}" for k in keys)
   return list(dict.fromkeys(r["variant"] for r in runs))
 
 
-def check_like_with_like(runs: list[dict]) -> None:
-  """Every variant must have run for the same seeds, and a seed's variants from one refined student."""
+def check_like_with_like(runs: list[dict], same_student: bool) -> None:
+  """Every variant must have run for the same seeds, and (same_student) a seed's variants from one
+  refined student."""
   seeds = {v: sorted(r["seed"] for r in runs if r["variant"] == v) for v in {r["variant"] for r in runs}}
   if len({tuple(s) for s in seeds.values()}) != 1 or any(len(set(s)) != len(s) for s in seeds.values()):
     sys.exit(f"error: need one workdir per fine-tune variant and seed, the same seeds for every "
              f"variant (got seeds by variant: {seeds})")
-  for seed in {r["seed"] for r in runs}:
+  for seed in {r["seed"] for r in runs} if same_student else ():
     if len({r["refined_from"] for r in runs if r["seed"] == seed}) > 1:
       sys.exit(f"error: seed {seed}'s workdirs refined different students (other teacher, "
                "distillation or plan); copy one workdir after refinement for each variant")
@@ -90,7 +101,8 @@ def variants(runs: list[dict], order: list[str]) -> list[dict]:
                 "accuracy": col("accuracy"),
                 "val_minus_teacher": [r["val_accuracy"] - r["teacher_val_accuracy"] for r in rs],
                 "test_minus_teacher": [r["accuracy"] - r["teacher_accuracy"] for r in rs],
-                "finetune_seconds": col("finetune_seconds"), "images": col("images")})
+                "finetune_seconds": col("finetune_seconds"), "images": col("images"),
+                "student_cost": col("student_cost"), "overhead_seconds": col("overhead_seconds")})
   return out
 
 
@@ -103,34 +115,51 @@ def _pts(values) -> str:
   return ", ".join(f"{100 * v:+.2f}" for v in values)
 
 
+_SAME_STUDENT = ("Every workdir of a seed holds the same refined student (the same distillation, "
+                 "selection and refinement); only the KD fine-tune's settings differ (the variant "
+                 "column: the settings in which the workdirs differ).")
+_OTHER_STUDENTS = ("The workdirs differ in the settings of the variant column (phases before the "
+                   "fine-tune among them), so a seed's variants may hold different students: the "
+                   "student column gives each one's cost, the overhead column what distillation, "
+                   "scoring and refinement took.")
+
+
 def markdown(runs: list[dict], table: list[dict], chosen: dict, budget: str, command: str,
-             note: str) -> str:
+             note: str, same_student: bool) -> str:
   met = np.mean(chosen["test_minus_teacher"]) >= 0
   order = [r["variant"] for r in table]
-  lines = [f"# Fine-tune variants of our student at {budget}, seeds {chosen['seeds']}", "",
+  extra = [] if same_student else [f"student {runs[0]['cost_metric']}", "overhead wall s"]
+  cells = lambda r: [] if same_student else [f"{r['student_cost']:,.0f}", f"{r['overhead_seconds']:.0f}"]
+  mean_cells = lambda r: [] if same_student else [
+      " / ".join(f"{c:,.0f}" for c in r["student_cost"]), f"{np.mean(r['overhead_seconds']):.0f}"]
+  row = lambda values: "| " + " | ".join(values) + " |"
+  title = "Fine-tune variants" if same_student else "Recipe variants"
+  lines = [f"# {title} of our student at {budget}, seeds {chosen['seeds']}", "",
            f"Command: `{command}`", "", *([note, ""] if note else []),
-           "Every workdir of a seed holds the same refined student (the same distillation, selection "
-           "and refinement); only the KD fine-tune's settings differ (the variant column: the "
-           "settings in which the workdirs differ). Decided on the validation split (best mean over "
-           "seeds; a tie to the variant listed first); test is shown for the record. Cost: wall "
-           "seconds of the fine-tune and of ours in all, and training images of ours in all (distill "
-           "+ score + refine + fine-tune). The comparison is with the teacher, so no baseline is "
-           "trained here: no equal-total-cost comparison is made in this table.", "",
-           "| seed | variant | val acc | test acc | val - teacher | test - teacher | "
-           "fine-tune wall s | ours in all wall s | images |", "|---" * 9 + "|"]
+           (_SAME_STUDENT if same_student else _OTHER_STUDENTS) + " Decided on the validation split "
+           "(best mean over seeds; a tie to the variant listed first); test is shown for the record. "
+           "Cost: wall seconds of the fine-tune and of ours in all, and training images of ours in "
+           "all (distill + score + refine + fine-tune). The comparison is with the teacher, so no "
+           "baseline is trained here: no equal-total-cost comparison is made in this table.", "",
+           row(["seed", "variant", *extra, "val acc", "test acc", "val - teacher", "test - teacher",
+                "fine-tune wall s", "ours in all wall s", "images"]),
+           "|---" * (9 + len(extra)) + "|"]
   for r in sorted(runs, key=lambda r: (r["seed"], order.index(r["variant"]))):
-    lines.append(f"| {r['seed']} | {r['variant']} | {100 * r['val_accuracy']:.2f}% | "
-                 f"{100 * r['accuracy']:.2f}% | {100 * (r['val_accuracy'] - r['teacher_val_accuracy']):+.2f} | "
-                 f"{100 * (r['accuracy'] - r['teacher_accuracy']):+.2f} | {r['finetune_seconds']:.0f} | "
-                 f"{r['overhead_seconds'] + r['finetune_seconds']:.0f} | {r['images']:,} |")
+    lines.append(row([str(r["seed"]), r["variant"], *cells(r), f"{100 * r['val_accuracy']:.2f}%",
+                      f"{100 * r['accuracy']:.2f}%",
+                      f"{100 * (r['val_accuracy'] - r['teacher_val_accuracy']):+.2f}",
+                      f"{100 * (r['accuracy'] - r['teacher_accuracy']):+.2f}",
+                      f"{r['finetune_seconds']:.0f}",
+                      f"{r['overhead_seconds'] + r['finetune_seconds']:.0f}", f"{r['images']:,}"]))
   lines += ["", "Means over seeds (per seed in brackets):", "",
-            "| variant | val acc | test acc | val - teacher | test - teacher | fine-tune wall s |",
-            "|---" * 6 + "|"]
+            row(["variant", *extra, "val acc", "test acc", "val - teacher", "test - teacher",
+                 "fine-tune wall s"]), "|---" * (6 + len(extra)) + "|"]
   for r in table:
-    lines.append(f"| {r['variant']} | {100 * np.mean(r['val_accuracy']):.2f}% | "
-                 f"{100 * np.mean(r['accuracy']):.2f}% | {100 * np.mean(r['val_minus_teacher']):+.2f} "
-                 f"({_pts(r['val_minus_teacher'])}) | {100 * np.mean(r['test_minus_teacher']):+.2f} "
-                 f"({_pts(r['test_minus_teacher'])}) | {np.mean(r['finetune_seconds']):.0f} |")
+    lines.append(row([r["variant"], *mean_cells(r), f"{100 * np.mean(r['val_accuracy']):.2f}%",
+                      f"{100 * np.mean(r['accuracy']):.2f}%",
+                      f"{100 * np.mean(r['val_minus_teacher']):+.2f} ({_pts(r['val_minus_teacher'])})",
+                      f"{100 * np.mean(r['test_minus_teacher']):+.2f} ({_pts(r['test_minus_teacher'])})",
+                      f"{np.mean(r['finetune_seconds']):.0f}"]))
   lines += ["", f"Chosen on validation: **{chosen['variant']}**. Target (the student at or "
             f"above its teacher on test, mean of seeds): **{'met' if met else 'not met'}** "
             f"({100 * np.mean(chosen['test_minus_teacher']):+.2f})."]
@@ -143,14 +172,22 @@ def main() -> None:
   p.add_argument("--budget", required=True, help="the budget folder, e.g. budget_macs_0.5")
   p.add_argument("--command", default="", help="the commands that made the workdirs")
   p.add_argument("--note", default="", help="a paragraph under the commands")
-  p.add_argument("workdirs", nargs="+", help="one per fine-tune variant and seed, the base first")
+  p.add_argument("--stages", default="finetune",
+                  help="comma-separated phases whose settings may differ (distill,refine,finetune: "
+                       "the students themselves may differ)")
+  p.add_argument("workdirs", nargs="+", help="one per variant and seed, the base first")
   args = p.parse_args()
-  runs = [run(w, args.budget) for w in args.workdirs]
-  order = label_variants(runs)
-  check_like_with_like(runs)
+  stages = tuple(args.stages.split(","))
+  if not set(stages) <= {"distill", "refine", "finetune"} or "finetune" not in stages:
+    sys.exit(f"error: --stages {args.stages!r}: give phases among distill,refine,finetune, "
+             "finetune among them")
+  same_student = stages == ("finetune",)
+  runs = [run(w, args.budget, stages) for w in args.workdirs]
+  order = label_variants(runs, stages)
+  check_like_with_like(runs, same_student)
   table = variants(runs, order)
   chosen = choose(table)
-  text = markdown(runs, table, chosen, args.budget, args.command, args.note)
+  text = markdown(runs, table, chosen, args.budget, args.command, args.note, same_student)
   with open(args.out + ".md", "w") as f:
     f.write(text)
   with open(args.out + ".json", "w") as f:

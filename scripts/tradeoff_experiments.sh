@@ -283,3 +283,6 @@ for seed in 0 1; do
     >> runs/ft8a_long_s$seed.log 2>&1 &
 done
 wait
+$PY scripts/summarize_finetune.py --out results/distill_length_resnet20_50 --budget budget_macs_0.5 \
+  --stages distill,refine,finetune --command "scripts/tradeoff_experiments.sh steps 13 and 14" \
+  runs/ft8a_lr02_s0 runs/ft8a_lr02_s1 runs/ft8a_long_s0 runs/ft8a_long_s1

@@ -347,7 +347,8 @@ def test_finetune_variants_are_chosen_on_validation(finished_sweep, tmp_path):
   for name, epochs, hints, bump in (("base", 0, 0.0, 0.0), ("long", 1, 0.0, 0.01),
                                     ("hints", 0, 1.0, 0.0)):
     d = tmp_path / name
-    for part in ("config.json", "teacher", "distill", os.path.join(budget, "refine"),
+    for part in ("config.json", "teacher", "distill", os.path.join(budget, "select"),
+                 os.path.join(budget, "refine"),
                  os.path.join(budget, "finetune", "result.json")):
       (d / part).parent.mkdir(parents=True, exist_ok=True)
       copy = shutil.copytree if os.path.isdir(os.path.join(workdir, part)) else shutil.copy
@@ -383,3 +384,52 @@ def test_finetune_variants_are_chosen_on_validation(finished_sweep, tmp_path):
   assert proc.returncode != 0 and "one workdir per fine-tune variant and seed" in proc.stderr
   proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget, dirs[0]])
   assert proc.returncode != 0 and "do not differ in any fine-tune setting" in proc.stderr
+
+
+def test_recipe_variants_may_hold_different_students(finished_sweep, tmp_path):
+  """A copy of a finished student as if distilled longer: a different refined student (its refine
+  digest changed), better on validation. Compared on fine-tune settings alone the copies must be
+  refused (no fine-tune setting differs; a seed's students differ); with --stages naming the
+  distillation, the variant is labelled by it, chosen on validation, and the table gives each
+  student's cost and overhead from the workdir's own files."""
+  from conftest import run_python
+  _, workdir, _ = finished_sweep
+  budget = sweep.folder_name("flops", 0.5)
+  dirs = []
+  for name, longer in (("base", 0.0), ("long", 0.5)):
+    d = tmp_path / name
+    for part in ("config.json", "teacher", "distill", os.path.join(budget, "select"),
+                 os.path.join(budget, "refine"), os.path.join(budget, "finetune", "result.json")):
+      (d / part).parent.mkdir(parents=True, exist_ok=True)
+      copy = shutil.copytree if os.path.isdir(os.path.join(workdir, part)) else shutil.copy
+      copy(os.path.join(workdir, part), d / part)
+    if longer:
+      config, refine = _load(d, "config.json"), _load(d, budget, "refine", "result.json")
+      result = _load(d, budget, "finetune", "result.json")
+      config["distill"]["train"]["epochs"] += longer
+      refine["inputs_digest"] = "another student"
+      result["val_accuracy"] += 0.01
+      json.dump(config, open(d / "config.json", "w"))
+      json.dump(refine, open(d / budget / "refine" / "result.json", "w"))
+      json.dump(result, open(d / budget / "finetune" / "result.json", "w"))
+    dirs.append(str(d))
+  out = str(tmp_path / "recipe")
+  proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget, *dirs])
+  assert proc.returncode != 0 and "do not differ in any fine-tune setting" in proc.stderr
+  proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget,
+                     "--stages", "distill,refine,finetune", *dirs])
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  summary = json.load(open(out + ".json"))
+  epochs = _load(workdir, "config.json")["distill"]["train"]["epochs"]
+  assert [v["variant"] for v in summary["variants"]] == [
+      f"distill.train.epochs={epochs}", f"distill.train.epochs={epochs + 0.5}"]
+  assert summary["chosen"] == summary["variants"][1]["variant"]
+  plan, distill = _load(workdir, budget, "select", "plan.json"), _load(workdir, "distill", "result.json")
+  overhead = (distill["train_seconds"] + distill["score_seconds"]
+              + _load(workdir, budget, "refine", "result.json")["wall_seconds"])
+  assert summary["variants"][0]["student_cost"] == [plan["cost"]]
+  assert summary["variants"][0]["overhead_seconds"] == [pytest.approx(overhead)]
+  assert f"| 0 | distill.train.epochs={epochs} | {plan['cost']:,.0f} | {overhead:.0f} |" in open(out + ".md").read()
+  proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget,
+                     "--stages", "distill,teacher", *dirs])
+  assert proc.returncode != 0 and proc.stderr.strip().count("\n") == 0 and "--stages" in proc.stderr
