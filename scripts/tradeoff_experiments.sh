@@ -70,6 +70,12 @@
 #      Selection reads the longer distillation's scores, so the plan may change. Seeds side by
 #      side, each pinned to one core. Summary against step 13's lr-0.02 workdirs:
 #      results/distill_length_resnet20_50.md.
+#  15. The other two budgets of the value issue, 75% and 35% MACs, on ResNet-20: the recipe
+#      validation chose for the inner menu (steps 5, 10, 13, 14: slim + inner, distill and refine
+#      0.1 epoch, 8-epoch fine-tune, KD alpha 0.5, lr 0.02), one sweep per seed, scratch and Hinton
+#      KD at equal total cost on each student's architecture. Seeds side by side, each pinned to one
+#      core (about 2.5 hours per seed at 3 fine-tune steps/s: it runs across sessions, resuming).
+#      Summary: results/tradeoff_resnet20_inner_7535_8ep.md.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -286,3 +292,18 @@ wait
 $PY scripts/summarize_finetune.py --out results/distill_length_resnet20_50 --budget budget_macs_0.5 \
   --stages distill,refine,finetune --command "scripts/tradeoff_experiments.sh steps 13 and 14" \
   runs/ft8a_lr02_s0 runs/ft8a_lr02_s1 runs/ft8a_long_s0 runs/ft8a_long_s1
+# 15. 75% and 35% MACs (details at the top).
+for seed in 0 1; do
+  taskset -c $seed $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="(0.75,0.35)" \
+    --config.finetune.train.epochs=8 --config.finetune.kd.alpha=0.5 --config.report.runtimes="()" \
+    "${RECIPE[@]}" "$INNER" --workdir runs/r20_inner7535_s$seed --config.seed=$seed \
+    >> runs/r20_inner7535_s$seed.log 2>&1 &
+done
+wait
+$PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet20_inner_7535_8ep \
+  --command "scripts/tradeoff_experiments.sh step 15" runs/r20_inner7535_s0 runs/r20_inner7535_s1 \
+  --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued), the quickstart recipe with distill and refine 0.1 epoch, the slim + inner menu, an 8-epoch fine-tune with KD alpha 0.5; baselines trained on each student's own architecture at equal total cost."
+for seed in 0 1; do
+  mkdir -p results/tradeoff_resnet20_inner_7535_8ep_runs/seed$seed
+  cp runs/r20_inner7535_s$seed/results.json results/tradeoff_resnet20_inner_7535_8ep_runs/seed$seed/
+done
