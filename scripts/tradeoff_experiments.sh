@@ -227,15 +227,17 @@ $PY scripts/summarize_finetune.py --out results/finetune_loss_resnet20_50 --budg
   runs/ft8_temp2_s1
 # 11. The 25% target on ResNet-20 (details at the top). 25% alone: a budget's selection, refinement
 #     and fine-tune read nothing of another budget, so the students are step 5's 25% plans.
-# One seed's run of steps 11-12 up to the given phases, pinned to the seed's core, in the background.
-r20_inner25() {  # seed phases log-suffix
-  taskset -c $1 $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="(0.25,)" \
+# One seed's ResNet-20 inner-menu run (KD alpha 0.5, 8-epoch fine-tune) of the given budgets up to
+# the given phases, in runs/<name>_s<seed>, pinned to the seed's core, in the background
+# (steps 11, 12 and 15).
+r20_inner() {  # seed budgets name phases log-suffix
+  taskset -c $1 $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="$2" \
     --config.finetune.train.epochs=8 --config.finetune.kd.alpha=0.5 --config.report.runtimes="()" \
-    "${RECIPE[@]}" "$INNER" --workdir runs/r20_inner25_s$1 --config.seed=$1 \
-    "--config.phases=($2)" >> runs/r20_inner25_s$1$3.log 2>&1 &
+    "${RECIPE[@]}" "$INNER" --workdir runs/$3_s$1 --config.seed=$1 \
+    "--config.phases=($4)" >> runs/$3_s$1$5.log 2>&1 &
 }
 for seed in 0 1; do
-  r20_inner25 $seed "'teacher','distill','select','refine','finetune','report'" ""
+  r20_inner $seed "(0.25,)" r20_inner25 "'teacher','distill','select','refine','finetune','report'" ""
 done
 wait
 for seed in 0 1; do
@@ -249,7 +251,7 @@ done
 for seed in 0 1; do
   dir=runs/r20_inner25_s$seed
   [ -f $dir/budget_macs_0.25/baseline_kd/result.json ] || rm -rf $dir/budget_macs_0.25/report
-  r20_inner25 $seed "'teacher','distill','select','refine','finetune','baselines','report'" .bl
+  r20_inner $seed "(0.25,)" r20_inner25 "'teacher','distill','select','refine','finetune','baselines','report'" .bl
 done
 wait
 $PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet20_inner_8ep \
@@ -279,7 +281,8 @@ done
 wait
 $PY scripts/summarize_finetune.py --out results/finetune_lr_resnet20_50 --budget budget_macs_0.5 \
   --command "scripts/tradeoff_experiments.sh step 13" runs/ft8a_lr02_s0 runs/ft8a_lr02_s1 \
-  runs/ft8a_lr01_s0 runs/ft8a_lr01_s1
+  runs/ft8a_lr01_s0 runs/ft8a_lr01_s1 \
+  --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued: validation 94.04%, test 93.47%), 50% MACs alone, the slim + inner menu, distill and refine 0.1 epoch, an 8-epoch KD fine-tune with alpha 0.5 (validation's choice in step 10), T 4; seeds 0 and 1 side by side, each pinned to one core."
 # 14. The 50% target, the student's start (details at the top).
 for seed in 0 1; do
   taskset -c $seed $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="(0.5,)" \
@@ -291,13 +294,11 @@ done
 wait
 $PY scripts/summarize_finetune.py --out results/distill_length_resnet20_50 --budget budget_macs_0.5 \
   --stages distill,refine,finetune --command "scripts/tradeoff_experiments.sh steps 13 and 14" \
-  runs/ft8a_lr02_s0 runs/ft8a_lr02_s1 runs/ft8a_long_s0 runs/ft8a_long_s1
+  runs/ft8a_lr02_s0 runs/ft8a_lr02_s1 runs/ft8a_long_s0 runs/ft8a_long_s1 \
+  --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued: validation 94.04%, test 93.47%), 50% MACs alone, the slim + inner menu, an 8-epoch KD fine-tune with alpha 0.5 and lr 0.02 (validation's choices in steps 10 and 13), T 4; the base is step 13's lr-0.02 workdirs; seeds 0 and 1 side by side, each pinned to one core."
 # 15. 75% and 35% MACs (details at the top).
 for seed in 0 1; do
-  taskset -c $seed $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="(0.75,0.35)" \
-    --config.finetune.train.epochs=8 --config.finetune.kd.alpha=0.5 --config.report.runtimes="()" \
-    "${RECIPE[@]}" "$INNER" --workdir runs/r20_inner7535_s$seed --config.seed=$seed \
-    >> runs/r20_inner7535_s$seed.log 2>&1 &
+  r20_inner $seed "(0.75,0.35)" r20_inner7535 "'teacher','distill','select','refine','finetune','baselines','report'" ""
 done
 wait
 $PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet20_inner_7535_8ep \

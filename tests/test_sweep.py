@@ -335,6 +335,15 @@ def test_values_out_of_range_are_one_line_errors(key, value):
   assert "\n" not in str(e.value)
 
 
+def _copy_student(workdir, d, budget):
+  """The files of `workdir` that summarize_finetune.py reads for `budget`, copied into `d`."""
+  for part in ("config.json", "teacher", "distill", os.path.join(budget, "select"),
+               os.path.join(budget, "refine"), os.path.join(budget, "finetune", "result.json")):
+    (d / part).parent.mkdir(parents=True, exist_ok=True)
+    copy = shutil.copytree if os.path.isdir(os.path.join(workdir, part)) else shutil.copy
+    copy(os.path.join(workdir, part), d / part)
+
+
 def test_finetune_variants_are_chosen_on_validation(finished_sweep, tmp_path):
   """Copies of a finished student, one as if fine-tuned longer (better on validation, worse on test),
   one as if with feature hints (equal to the base on validation). The summary must name the variants
@@ -347,12 +356,7 @@ def test_finetune_variants_are_chosen_on_validation(finished_sweep, tmp_path):
   for name, epochs, hints, bump in (("base", 0, 0.0, 0.0), ("long", 1, 0.0, 0.01),
                                     ("hints", 0, 1.0, 0.0)):
     d = tmp_path / name
-    for part in ("config.json", "teacher", "distill", os.path.join(budget, "select"),
-                 os.path.join(budget, "refine"),
-                 os.path.join(budget, "finetune", "result.json")):
-      (d / part).parent.mkdir(parents=True, exist_ok=True)
-      copy = shutil.copytree if os.path.isdir(os.path.join(workdir, part)) else shutil.copy
-      copy(os.path.join(workdir, part), d / part)
+    _copy_student(workdir, d, budget)
     config, result = _load(d, "config.json"), _load(d, budget, "finetune", "result.json")
     config["finetune"]["train"]["epochs"] += epochs
     config["finetune"]["kd"]["hints"] = hints
@@ -389,24 +393,21 @@ def test_finetune_variants_are_chosen_on_validation(finished_sweep, tmp_path):
 def test_recipe_variants_may_hold_different_students(finished_sweep, tmp_path):
   """A copy of a finished student as if distilled longer: a different refined student (its refine
   digest changed), better on validation. Compared on fine-tune settings alone the copies must be
-  refused (no fine-tune setting differs; a seed's students differ); with --stages naming the
-  distillation, the variant is labelled by it, chosen on validation, and the table gives each
-  student's cost and overhead from the workdir's own files."""
+  refused (no fine-tune setting differs; and where one does, a seed's students differ); with
+  --stages naming the distillation, the variant is labelled by it, chosen on validation, and the
+  table gives each student's cost and overhead from the workdir's own files."""
   from conftest import run_python
   _, workdir, _ = finished_sweep
   budget = sweep.folder_name("flops", 0.5)
   dirs = []
-  for name, longer in (("base", 0.0), ("long", 0.5)):
+  for name, longer, finetune_longer in (("base", 0.0, 0), ("long", 0.5, 0), ("other", 0.0, 1)):
     d = tmp_path / name
-    for part in ("config.json", "teacher", "distill", os.path.join(budget, "select"),
-                 os.path.join(budget, "refine"), os.path.join(budget, "finetune", "result.json")):
-      (d / part).parent.mkdir(parents=True, exist_ok=True)
-      copy = shutil.copytree if os.path.isdir(os.path.join(workdir, part)) else shutil.copy
-      copy(os.path.join(workdir, part), d / part)
-    if longer:
+    _copy_student(workdir, d, budget)
+    if longer or finetune_longer:
       config, refine = _load(d, "config.json"), _load(d, budget, "refine", "result.json")
       result = _load(d, budget, "finetune", "result.json")
       config["distill"]["train"]["epochs"] += longer
+      config["finetune"]["train"]["epochs"] += finetune_longer
       refine["inputs_digest"] = "another student"
       result["val_accuracy"] += 0.01
       json.dump(config, open(d / "config.json", "w"))
@@ -414,10 +415,14 @@ def test_recipe_variants_may_hold_different_students(finished_sweep, tmp_path):
       json.dump(result, open(d / budget / "finetune" / "result.json", "w"))
     dirs.append(str(d))
   out = str(tmp_path / "recipe")
-  proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget, *dirs])
+  proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget, *dirs[:2]])
   assert proc.returncode != 0 and "do not differ in any fine-tune setting" in proc.stderr
+  # A fine-tune setting differs too, but the students are not one: refused without --stages.
   proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget,
-                     "--stages", "distill,refine,finetune", *dirs])
+                     dirs[0], dirs[2]])
+  assert proc.returncode != 0 and "refined different students" in proc.stderr
+  proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget,
+                     "--stages", "distill,refine,finetune", *dirs[:2]])
   assert proc.returncode == 0, proc.stderr[-2000:]
   summary = json.load(open(out + ".json"))
   epochs = _load(workdir, "config.json")["distill"]["train"]["epochs"]
@@ -431,5 +436,5 @@ def test_recipe_variants_may_hold_different_students(finished_sweep, tmp_path):
   assert summary["variants"][0]["overhead_seconds"] == [pytest.approx(overhead)]
   assert f"| 0 | distill.train.epochs={epochs} | {plan['cost']:,.0f} | {overhead:.0f} |" in open(out + ".md").read()
   proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget,
-                     "--stages", "distill,teacher", *dirs])
+                     "--stages", "distill,teacher", *dirs[:2]])
   assert proc.returncode != 0 and proc.stderr.strip().count("\n") == 0 and "--stages" in proc.stderr
