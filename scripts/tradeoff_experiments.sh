@@ -76,6 +76,11 @@
 #      KD at equal total cost on each student's architecture. Seeds side by side, each pinned to one
 #      core (about 2.5 hours per seed at 3 fine-tune steps/s: it runs across sessions, resuming).
 #      Summary: results/tradeoff_resnet20_inner_7535_8ep.md.
+#  16. The 50% target, a finer menu: step 13's recipe (lr 0.02) with the inner widths in eighths
+#      (inner_0.375, inner_0.625, inner_0.875 added to the quarters), so that the knapsack can spend
+#      the budget on slightly narrower blocks instead of skipping or quartering a few. Selection reads
+#      the new candidates' scores, so the plan changes. Seeds side by side, each pinned to one core.
+#      Summary against step 13's lr-0.02 workdirs: results/menu_eighths_resnet20_50.md.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -284,12 +289,19 @@ $PY scripts/summarize_finetune.py --out results/finetune_lr_resnet20_50 --budget
   runs/ft8a_lr01_s0 runs/ft8a_lr01_s1 \
   --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued: validation 94.04%, test 93.47%), 50% MACs alone, the slim + inner menu, distill and refine 0.1 epoch, an 8-epoch KD fine-tune with alpha 0.5 (validation's choice in step 10), T 4; seeds 0 and 1 side by side, each pinned to one core."
 # 14. The 50% target, the student's start (details at the top).
-for seed in 0 1; do
+# One seed's 50%-MACs student of step 13's recipe (KD alpha 0.5, 8-epoch fine-tune, lr 0.02) with the
+# given distill/refine flags, up to the fine-tune, in runs/<name>_s<seed>, pinned to the seed's core,
+# in the background (steps 14 and 16).
+r20_50() {  # seed name flags...
+  local seed=$1 name=$2
+  shift 2
   taskset -c $seed $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="(0.5,)" \
-    --config.report.runtimes="()" --config.distill.train.epochs=0.5 --config.refine.train.epochs=0.5 \
-    "$INNER" --workdir runs/ft8a_long_s$seed --config.seed=$seed --config.finetune.train.epochs=8 \
-    --config.finetune.kd.alpha=0.5 "--config.phases=('teacher','distill','select','refine','finetune')" \
-    >> runs/ft8a_long_s$seed.log 2>&1 &
+    --config.report.runtimes="()" "$@" --workdir runs/${name}_s$seed --config.seed=$seed \
+    --config.finetune.train.epochs=8 --config.finetune.kd.alpha=0.5 \
+    "--config.phases=('teacher','distill','select','refine','finetune')" >> runs/${name}_s$seed.log 2>&1 &
+}
+for seed in 0 1; do
+  r20_50 $seed ft8a_long --config.distill.train.epochs=0.5 --config.refine.train.epochs=0.5 "$INNER"
 done
 wait
 $PY scripts/summarize_finetune.py --out results/distill_length_resnet20_50 --budget budget_macs_0.5 \
@@ -308,3 +320,13 @@ for seed in 0 1; do
   mkdir -p results/tradeoff_resnet20_inner_7535_8ep_runs/seed$seed
   cp runs/r20_inner7535_s$seed/results.json results/tradeoff_resnet20_inner_7535_8ep_runs/seed$seed/
 done
+# 16. The 50% target, a finer menu (details at the top).
+EIGHTHS="--config.distill.candidates=('keep','slim_0.25','slim_0.5','slim_0.75','inner_0.25','inner_0.375','inner_0.5','inner_0.625','inner_0.75','inner_0.875','skip')"
+for seed in 0 1; do
+  r20_50 $seed ft8a_eighths "${RECIPE[@]}" "$EIGHTHS"
+done
+wait
+$PY scripts/summarize_finetune.py --out results/menu_eighths_resnet20_50 --budget budget_macs_0.5 \
+  --stages distill,refine,finetune --command "scripts/tradeoff_experiments.sh steps 13 and 16" \
+  runs/ft8a_lr02_s0 runs/ft8a_lr02_s1 runs/ft8a_eighths_s0 runs/ft8a_eighths_s1 \
+  --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued: validation 94.04%, test 93.47%), 50% MACs alone, distill and refine 0.1 epoch, an 8-epoch KD fine-tune with alpha 0.5 and lr 0.02 (validation's choices in steps 10 and 13), T 4; the base is step 13's lr-0.02 workdirs (the quarters menu); seeds 0 and 1 side by side, each pinned to one core."

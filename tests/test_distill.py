@@ -153,10 +153,11 @@ def _check_menu_rules(name, block, in_shape, out_shape, menu):
   # dwsep needs a k x k conv with k > 1; inverted residuals are already depthwise.
   has_kxk = block.kind == "basic" or (block.kind == "conv" and opts.get("kernel", 3) > 1)
   assert _offered_unless_dominated(menu, "dwsep", block, in_shape, out_shape, has_kxk)
-  for r in (0.25, 0.5, 0.75):
+  for r in candidates.SLIM_RATIOS:
     assert _offered_unless_dominated(menu, f"slim_{r}", block, in_shape, out_shape, True)
     if f"slim_{r}" in menu:
       assert dict(menu[f"slim_{r}"].options)["width_ratio"] == r
+  for r in candidates.INNER_RATIOS:
     # inner narrows only between a basic block's two convs (what pruning removes).
     assert _offered_unless_dominated(menu, f"inner_{r}", block, in_shape, out_shape,
                                      block.kind == "basic")

@@ -31,8 +31,8 @@ def _masked(params, path, keep):
     (LayerSpec.make("inverted_residual", "b", features=16, stride=1, expansion=6), (8, 8, 16)),
     (LayerSpec.make("inverted_residual", "b", features=24, stride=2, expansion=6), (8, 8, 16))],
     ids=["basic-A", "basic-A-stride2", "basic-B-stride2", "ir", "ir-stride2"])
-@pytest.mark.parametrize("ratio", [0.25, 0.5])
-@pytest.mark.parametrize("kind", ["slim", "inner"])
+@pytest.mark.parametrize("kind,ratio", [("slim", 0.25), ("slim", 0.5), ("inner", 0.25),
+                                        ("inner", 0.5), ("inner", 0.625)])
 def test_inherited_slim_is_the_pruned_teacher_block(spec, in_shape, ratio, kind):
   if kind == "inner" and spec.kind != "basic":
     assert candidates.CANDIDATES[f"inner_{ratio}"](spec, in_shape, None) is None

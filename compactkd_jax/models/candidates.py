@@ -14,6 +14,10 @@ Shape = Sequence[int]
 Builder = Callable[[LayerSpec, Shape, Shape], LayerSpec | None]
 
 RESIDUAL_KINDS = ("basic", "inverted_residual")
+SLIM_RATIOS = (0.25, 0.5, 0.75)
+# Inner widths in eighths: what structured pruning removes, fine enough that the knapsack can land a
+# plan near a budget without skipping blocks (the default menus name only the quarters).
+INNER_RATIOS = (0.25, 0.375, 0.5, 0.625, 0.75, 0.875)
 
 
 def _keep(spec, in_shape, out_shape):
@@ -75,8 +79,8 @@ def _skip(spec, in_shape, out_shape):
 CANDIDATES: dict[str, Builder] = {
     "keep": _keep,
     "dwsep": _dwsep,
-    **{f"slim_{r}": _slim(r) for r in (0.25, 0.5, 0.75)},
-    **{f"inner_{r}": _inner(r) for r in (0.25, 0.5, 0.75)},
+    **{f"slim_{r}": _slim(r) for r in SLIM_RATIOS},
+    **{f"inner_{r}": _inner(r) for r in INNER_RATIOS},
     **{f"ir_{t}": _inverted_residual(t) for t in (1, 2, 3, 6)},
     "skip": _skip,
 }
