@@ -22,9 +22,7 @@ def summarize(ctx: RunContext, folders: list[str]) -> dict:
       raise UserError(f"{ctx.path(folder, 'results.json')} is missing: the budget's report phase "
                       "did not finish; rerun the same command")
     per_budget[folder] = res
-  summary = {"sweep": [dict(folder=f, **row) for f, row in
-                       ((f, summary_row(r)) for f, r in per_budget.items())],
-             "teacher": next(iter(per_budget.values()))["teacher"], "budgets": per_budget}
+  summary = gather(per_budget)
   ctx.write_json(summary, workdir_lib.RESULTS)
   files.write_text(ctx.path("report.md"), markdown(summary))
   points, teacher = tradeoff_points([summary])
@@ -32,6 +30,12 @@ def summarize(ctx: RunContext, folders: list[str]) -> dict:
                           title=f"{ctx.cfg.teacher.model}: measured test accuracy, one student per "
                                 "budget")
   return {"budgets": len(folders), "workdir": ctx.workdir}
+
+
+def gather(per_budget: dict[str, dict]) -> dict:
+  """The sweep's summary from its budgets' results (folder -> results.json), in budget order."""
+  return {"sweep": [dict(folder=f, **summary_row(r)) for f, r in per_budget.items()],
+          "teacher": next(iter(per_budget.values()))["teacher"], "budgets": per_budget}
 
 
 def summary_row(results: dict) -> dict:
@@ -93,8 +97,12 @@ def tradeoff_points(summaries: list[dict]) -> tuple[list[dict], dict]:
   return list(points.values()), teacher
 
 
-def load(workdir: str) -> dict:
-  """A finished sweep's summary (for scripts that gather several seeds)."""
+def load(workdir: str, finished_only: bool = False) -> dict:
+  """A finished sweep's summary (for scripts that gather several seeds). With `finished_only`, the
+  summary of the budgets whose report has finished, for a sweep still running (across sessions);
+  its "unfinished" lists the folders left out."""
+  if finished_only:
+    return _load_finished(workdir)
   path = os.path.join(workdir, workdir_lib.RESULTS)
   summary = files.read_json(path, fix="rerun the sweep's command to rewrite its report")
   if summary is None:
@@ -102,3 +110,19 @@ def load(workdir: str) -> dict:
   if "sweep" not in summary:
     raise UserError(f"{path} is a single-budget run, not a sweep (config.select.budgets)")
   return summary
+
+
+def _load_finished(workdir: str) -> dict:
+  config = files.read_json(os.path.join(workdir, "config.json"),
+                           fix="give a workdir that a sweep ran in")
+  select = (config or {}).get("select", {})
+  if not select.get("budgets"):
+    raise UserError(f"{workdir} holds no budget sweep (its config.json lists no select.budgets)")
+  folders = [folder_name(select["metric"], b) for b in select["budgets"]]
+  per_budget = {f: files.read_json(os.path.join(workdir, f, workdir_lib.RESULTS),
+                                   fix="rerun the sweep's command to rewrite that budget's report")
+                for f in folders}
+  done = {f: r for f, r in per_budget.items() if r is not None}
+  if not done:
+    raise UserError(f"no budget of the sweep in {workdir} has finished its report yet")
+  return {**gather(done), "unfinished": [f for f in folders if f not in done]}

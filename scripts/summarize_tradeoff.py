@@ -4,6 +4,9 @@ measured trade-off plot (mean over seeds, min-max as error bars).
   .venv/bin/python scripts/summarize_tradeoff.py --out results/tradeoff_resnet20 \
       --command "<the command that made the workdirs>" runs/sweep_s0 runs/sweep_s1
 
+With --finished, sweeps still running (they resume across sessions) are summarized over the budgets
+every workdir has finished; the table says which budgets it leaves out.
+
 Writes <out>.md, <out>.json and <out>.png. Every row: test accuracy of ours and of each baseline,
 the gap to the best baseline in every seed, and the training wall time each method spent.
 """
@@ -16,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from compactkd_jax import plots, sweep  # noqa: E402
+from compactkd_jax.errors import UserError  # noqa: E402
 
 
 def _fmt(values) -> str:
@@ -68,15 +72,23 @@ def markdown(table: list[dict], seeds: list, command: str, note: str = "") -> st
   return "\n".join(lines) + "\n"
 
 
-def parse_args(description: str):
-  """--out, --command and the sweep workdirs (one per seed), with the seeds they ran."""
+def parse_args(description: str, finished: bool = False):
+  """--out, --command, --note (and --finished where asked) and the sweep workdirs (one per seed),
+  with the seeds they ran."""
   p = argparse.ArgumentParser(description=description)
   p.add_argument("--out", required=True)
   p.add_argument("--command", default="")
   p.add_argument("--note", default="", help="a paragraph under the commands: how the rows were made "
                  "where the reader must know it (e.g. a load on the machine)")
+  if finished:
+    p.add_argument("--finished", action="store_true", help="sweeps still running: summarize the "
+                   "budgets every workdir has finished (the table names the ones left out)")
   p.add_argument("workdirs", nargs="+")
   args = p.parse_args()
+  missing = [w for w in args.workdirs if not os.path.isfile(os.path.join(w, "config.json"))]
+  if missing:
+    sys.exit(f"error: {', '.join(missing)}: no config.json, not a workdir of this tool; give one "
+             "sweep workdir per seed")
   seeds = [json.load(open(os.path.join(w, "config.json")))["seed"] for w in args.workdirs]
   return args, seeds
 
@@ -93,16 +105,40 @@ def write(out: str, text: str, payload: dict, points: list[dict], teacher: dict,
   print(text)
 
 
+def finished_in_all(summaries: list[dict]) -> tuple[list[dict], list[str]]:
+  """The summaries cut to the budgets every workdir has finished, and the budgets left out."""
+  swept = [{*s["budgets"], *s["unfinished"]} for s in summaries]
+  if any(f != swept[0] for f in swept):
+    sys.exit(f"error: the workdirs swept different budgets ({[sorted(f) for f in swept]}); "
+             "summarize like with like")
+  every = [f for s in summaries for f in (*s["budgets"], *s["unfinished"])]
+  common = [f for f in summaries[0]["budgets"] if all(f in s["budgets"] for s in summaries)]
+  if not common:
+    sys.exit("error: no budget has finished in every workdir yet; summarize when one has")
+  cut = [sweep.gather({f: s["budgets"][f] for f in common}) for s in summaries]
+  return cut, list(dict.fromkeys(f for f in every if f not in common))
+
+
 def main() -> None:
-  args, seeds = parse_args(__doc__.splitlines()[0])
-  summaries = [sweep.load(w) for w in args.workdirs]
+  args, seeds = parse_args(__doc__.splitlines()[0], finished=True)
+  try:
+    summaries = [sweep.load(w, finished_only=args.finished) for w in args.workdirs]
+  except UserError as e:  # an unfinished or foreign workdir: one line
+    hint = "" if args.finished else " (--finished summarizes the budgets done so far)"
+    sys.exit(f"error: {e}{hint}")
+  unfinished = []
+  if args.finished:
+    summaries, unfinished = finished_in_all(summaries)
   folders = [[row["folder"] for row in s["sweep"]] for s in summaries]
   if any(f != folders[0] for f in folders):
     sys.exit(f"error: the workdirs swept different budgets ({folders}); summarize like with like")
+  note = args.note + (f"\n\nPartial: {', '.join(unfinished)} not yet finished in every workdir; "
+                      "this table holds the budgets that have." if unfinished else "")
   table = rows(summaries)
   points, teacher = sweep.tradeoff_points(summaries)
-  write(args.out, markdown(table, seeds, args.command, args.note),
-        {"command": args.command, "seeds": seeds, "rows": table}, points, teacher, seeds)
+  write(args.out, markdown(table, seeds, args.command, note.strip()),
+        {"command": args.command, "seeds": seeds, "rows": table, "unfinished": unfinished},
+        points, teacher, seeds)
 
 
 if __name__ == "__main__":

@@ -129,6 +129,43 @@ def test_seeds_summarize_into_one_table_and_plot(finished_sweep, tmp_path):
   assert "\nHow the rows were made.\n" in text  # the --note paragraph, under the command
 
 
+def test_sweeps_still_running_summarize_their_finished_budgets(finished_sweep, tmp_path):
+  """--finished: the budgets every seed has finished, read from the budgets' own results; the rest
+  named; without the flag, or with no budget finished everywhere, one line."""
+  from conftest import run_python
+  _, workdir, _ = finished_sweep
+  first, second = (sweep.folder_name("flops", b) for b in BUDGETS)
+  done, running = tmp_path / "done", tmp_path / "running"
+  for d, folders in ((done, (first, second)), (running, (first,))):  # running: no sweep summary
+    d.mkdir()
+    shutil.copy(os.path.join(workdir, "config.json"), d / "config.json")
+    for f in folders:
+      (d / f).mkdir()
+      shutil.copy(os.path.join(workdir, f, "results.json"), d / f / "results.json")
+  out = str(tmp_path / "partial")
+  proc = run_python(["scripts/summarize_tradeoff.py", "--finished", "--out", out, str(done),
+                     str(running)])
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  summary = json.load(open(out + ".json"))
+  assert [r["budget"] for r in summary["rows"]] == ["flops 75%"]
+  assert summary["unfinished"] == [second]
+  ours = _load(workdir, first, "results.json")["student"]["accuracy"]
+  assert summary["rows"][0]["ours"] == [ours, ours]
+  assert f"Partial: {second} not yet finished" in open(out + ".md").read()
+  (tmp_path / "foreign").mkdir()  # a single-budget run's workdir
+  json.dump({"seed": 0, "select": {"budgets": []}}, open(tmp_path / "foreign" / "config.json", "w"))
+  for args, says in (([str(running)], "--finished summarizes"),
+                     (["--finished", str(tmp_path)], "not a workdir"),
+                     (["--finished", str(tmp_path / "foreign")], "no budget sweep")):
+    proc = run_python(["scripts/summarize_tradeoff.py", "--out", out, *args])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert says in proc.stderr.strip().splitlines()[-1]
+  shutil.rmtree(running / first)
+  proc = run_python(["scripts/summarize_tradeoff.py", "--finished", "--out", out, str(done),
+                     str(running)])
+  assert proc.returncode == 1 and "no budget of the sweep" in proc.stderr
+
+
 def test_rerun_resumes_only_what_is_missing(finished_sweep):
   cfg, workdir, _ = finished_sweep
   first, second = (os.path.join(workdir, sweep.folder_name("flops", b)) for b in BUDGETS)
