@@ -124,7 +124,8 @@ def main() -> None:
   try:
     summaries = [sweep.load(w, finished_only=args.finished) for w in args.workdirs]
   except UserError as e:  # an unfinished or foreign workdir: one line
-    hint = "" if args.finished else " (--finished summarizes the budgets done so far)"
+    running = not args.finished and "not finished" in str(e)
+    hint = " (--finished summarizes the budgets done so far)" if running else ""
     sys.exit(f"error: {e}{hint}")
   unfinished = []
   if args.finished:
