@@ -81,6 +81,11 @@
 #      the budget on slightly narrower blocks instead of skipping or quartering a few. Selection reads
 #      the new candidates' scores, so the plan changes. Seeds side by side, each pinned to one core.
 #      Summary against step 13's lr-0.02 workdirs: results/menu_eighths_resnet20_50.md.
+#  17. Step 15's 35% budget alone. Workdirs do not outlive a session, and step 15's were gone with its
+#      35% fine-tunes part-way (its 75% budget had finished and is committed): the 35% budget reruns
+#      alone in new workdirs with step 15's recipe and seeds. The distillation reads no budget, so
+#      selection reads the same scores and picks step 15's 35% plans (seed 0: 2,678,464 MACs).
+#      Seeds side by side, each pinned to one core. Summary: results/tradeoff_resnet20_inner_35_8ep.md.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -330,3 +335,16 @@ $PY scripts/summarize_finetune.py --out results/menu_eighths_resnet20_50 --budge
   --stages distill,refine,finetune --command "scripts/tradeoff_experiments.sh steps 13 and 16" \
   runs/ft8a_lr02_s0 runs/ft8a_lr02_s1 runs/ft8a_eighths_s0 runs/ft8a_eighths_s1 \
   --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued: validation 94.04%, test 93.47%), 50% MACs alone, distill and refine 0.1 epoch, an 8-epoch KD fine-tune with alpha 0.5 and lr 0.02 (validation's choices in steps 10 and 13), T 4; the base is step 13's lr-0.02 workdirs (the quarters menu); seeds 0 and 1 side by side, each pinned to one core."
+# 17. Step 15's 35% budget alone (details at the top).
+for seed in 0 1; do
+  r20_inner $seed "(0.35,)" r20_inner35 "'teacher','distill','select','refine','finetune','baselines','report'" ""
+done
+wait
+$PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet20_inner_35_8ep \
+  --command "scripts/tradeoff_experiments.sh step 17" runs/r20_inner35_s0 runs/r20_inner35_s1 \
+  --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued), the quickstart recipe with distill and refine 0.1 epoch, the slim + inner menu, an 8-epoch fine-tune with KD alpha 0.5; baselines trained on each student's own architecture at equal total cost. Step 15's 35% budget rerun alone (step 15's workdirs were gone part-way)."
+for seed in 0 1; do
+  mkdir -p results/tradeoff_resnet20_inner_35_8ep_runs/seed$seed
+  cp runs/r20_inner35_s$seed/results.json results/tradeoff_resnet20_inner_35_8ep_runs/seed$seed/
+  cp runs/r20_inner35_s$seed/budget_macs_0.35/report.md results/tradeoff_resnet20_inner_35_8ep_runs/seed$seed/report_macs_0.35.md
+done
