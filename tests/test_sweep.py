@@ -166,6 +166,35 @@ def test_sweeps_still_running_summarize_their_finished_budgets(finished_sweep, t
   assert proc.returncode == 1 and "no budget of the sweep" in proc.stderr
 
 
+def test_budgets_from_different_runs_combine_into_one_curve(finished_sweep, tmp_path):
+  """combine_tradeoff.py: one seed's budgets given as separate budget files (in any order) and
+  another's as the sweep's summary make the same table as summarize_tradeoff.py on the workdirs;
+  a budget given twice, seeds with different budgets, a foreign file: one line each."""
+  from conftest import run_python
+  _, workdir, _ = finished_sweep
+  first, second = (os.path.join(workdir, sweep.folder_name("flops", b), "results.json")
+                   for b in BUDGETS)
+  whole = os.path.join(workdir, "results.json")
+  combined, reference = str(tmp_path / "combined"), str(tmp_path / "reference")
+  proc = run_python(["scripts/combine_tradeoff.py", "--out", combined, "--command", "cmd",
+                     "--seed", "0", second, first, "--seed", "1", whole])
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  proc = run_python(["scripts/summarize_tradeoff.py", "--out", reference, "--command", "cmd",
+                     workdir, workdir])
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  got, want = json.load(open(combined + ".json")), json.load(open(reference + ".json"))
+  assert got["rows"] == want["rows"] and got["seeds"] == [0, 1]
+  assert got["sources"] == {"0": [second, first], "1": [whole]}
+  assert os.path.getsize(combined + ".png") > 1000
+  for args, says in ((["--seed", "0", whole, first], "given twice"),
+                     (["--seed", "0", whole, "--seed", "1", first], "different budgets"),
+                     (["--seed", "0", os.path.join(workdir, "config.json")], "neither a sweep"),
+                     (["--seed", "0", str(tmp_path / "absent.json")], "no such file")):
+    proc = run_python(["scripts/combine_tradeoff.py", "--out", combined, *args])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert says in proc.stderr.strip().splitlines()[-1]
+
+
 def test_rerun_resumes_only_what_is_missing(finished_sweep):
   cfg, workdir, _ = finished_sweep
   first, second = (os.path.join(workdir, sweep.folder_name("flops", b)) for b in BUDGETS)
