@@ -13,6 +13,10 @@ With --stages distill,refine,finetune the variants may differ in the settings of
 (a longer distillation, say); a seed's workdirs then hold different students (the plan may change),
 and the table adds each student's cost and the overhead (distill + score + refine) it took.
 
+With --base SUMMARY.json:NAME,NAME the base's runs come from a summary this script committed
+earlier (its runs named NAME), for a base whose workdirs did not outlive their session; its settings
+must cover the --stages compared.
+
 Writes <out>.md and <out>.json.
 """
 import argparse
@@ -60,6 +64,24 @@ def run(workdir: str, budget: str, stages: tuple[str, ...]) -> dict:
           "refined_from": refine.get("inputs_digest"),  # the teacher, distillation and plan it read
           "images": distill["train_images"] + distill["score_images"] + refine["images"]
                     + fine["images"]}
+
+
+def committed_runs(spec: str, stages: tuple[str, ...]) -> list[dict]:
+  """The runs named in `spec` ("SUMMARY.json:NAME,NAME") from a committed summary, in that order."""
+  path, _, names = spec.rpartition(":")
+  if not path or not names:
+    sys.exit(f"error: --base {spec!r}: give SUMMARY.json:WORKDIR_NAME[,WORKDIR_NAME...]")
+  runs = {r["workdir"]: r for r in _read(path)["runs"]}
+  missing = [n for n in names.split(",") if n not in runs]
+  if missing:
+    sys.exit(f"error: --base: {path} holds no run {', '.join(missing)} (it holds {', '.join(runs)})")
+  picked = [dict(runs[n], source=path) for n in names.split(",")]
+  for r in picked:
+    recorded = {k.split(".")[0] for k in r["settings"]}
+    if not set(stages) <= recorded:
+      sys.exit(f"error: --base: {path} recorded the settings of {sorted(recorded)} only; --stages "
+               f"{','.join(stages)} needs all of them (summarize it again with those --stages)")
+  return picked
 
 
 def label_variants(runs: list[dict], stages: tuple[str, ...]) -> list[str]:
@@ -175,6 +197,8 @@ def main() -> None:
   p.add_argument("--stages", default="finetune",
                   help="comma-separated phases whose settings may differ (distill,refine,finetune: "
                        "the students themselves may differ)")
+  p.add_argument("--base", default="", help="SUMMARY.json:NAME,NAME: the base's runs from a "
+                 "summary committed earlier (its workdirs are gone), put before the workdirs")
   p.add_argument("workdirs", nargs="+", help="one per variant and seed, the base first")
   args = p.parse_args()
   stages = tuple(args.stages.split(","))
@@ -182,12 +206,18 @@ def main() -> None:
     sys.exit(f"error: --stages {args.stages!r}: give phases among distill,refine,finetune, "
              "finetune among them")
   same_student = stages == ("finetune",)
-  runs = [run(w, args.budget, stages) for w in args.workdirs]
+  runs = ((committed_runs(args.base, stages) if args.base else [])
+          + [run(w, args.budget, stages) for w in args.workdirs])
   order = label_variants(runs, stages)
   check_like_with_like(runs, same_student)
   table = variants(runs, order)
   chosen = choose(table)
-  text = markdown(runs, table, chosen, args.budget, args.command, args.note, same_student)
+  note = args.note
+  if args.base:
+    base = [r["workdir"] for r in runs if "source" in r]
+    note += (f"\n\nThe base rows ({', '.join(base)}) are read from `{runs[0]['source']}`, the "
+             "summary their run committed (their workdirs did not outlive that session).")
+  text = markdown(runs, table, chosen, args.budget, args.command, note.strip(), same_student)
   with open(args.out + ".md", "w") as f:
     f.write(text)
   with open(args.out + ".json", "w") as f:

@@ -80,7 +80,8 @@
 #      (inner_0.375, inner_0.625, inner_0.875 added to the quarters), so that the knapsack can spend
 #      the budget on slightly narrower blocks instead of skipping or quartering a few. Selection reads
 #      the new candidates' scores, so the plan changes. Seeds side by side, each pinned to one core.
-#      Summary against step 13's lr-0.02 workdirs: results/menu_eighths_resnet20_50.md.
+#      Summary against step 13's lr-0.02 runs: results/menu_eighths_resnet20_50.md (step 13's
+#      workdirs were gone when this ran: their rows come from step 14's committed summary, --base).
 #  17. Step 15's 35% budget alone. Workdirs do not outlive a session, and step 15's were gone with its
 #      35% fine-tunes part-way (its 75% budget had finished and is committed): the 35% budget reruns
 #      alone in new workdirs with step 15's recipe and seeds. The distillation reads no budget, so
@@ -333,7 +334,8 @@ done
 wait
 $PY scripts/summarize_finetune.py --out results/menu_eighths_resnet20_50 --budget budget_macs_0.5 \
   --stages distill,refine,finetune --command "scripts/tradeoff_experiments.sh steps 13 and 16" \
-  runs/ft8a_lr02_s0 runs/ft8a_lr02_s1 runs/ft8a_eighths_s0 runs/ft8a_eighths_s1 \
+  --base results/distill_length_resnet20_50.json:ft8a_lr02_s0,ft8a_lr02_s1 \
+  runs/ft8a_eighths_s0 runs/ft8a_eighths_s1 \
   --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued: validation 94.04%, test 93.47%), 50% MACs alone, distill and refine 0.1 epoch, an 8-epoch KD fine-tune with alpha 0.5 and lr 0.02 (validation's choices in steps 10 and 13), T 4; the base is step 13's lr-0.02 workdirs (the quarters menu); seeds 0 and 1 side by side, each pinned to one core."
 # 17. Step 15's 35% budget alone (details at the top).
 for seed in 0 1; do

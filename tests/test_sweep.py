@@ -504,3 +504,24 @@ def test_recipe_variants_may_hold_different_students(finished_sweep, tmp_path):
   proc = run_python(["scripts/summarize_finetune.py", "--out", out, "--budget", budget,
                      "--stages", "distill,teacher", *dirs[:2]])
   assert proc.returncode != 0 and proc.stderr.strip().count("\n") == 0 and "--stages" in proc.stderr
+  # The base read back from that committed summary (its workdir gone) makes the same table.
+  shutil.rmtree(dirs[0])
+  again = str(tmp_path / "again")
+  for base, says in ((f"{out}.json:base", None), (f"{out}.json:absent", "holds no run absent"),
+                     (f"{out}.json", "give SUMMARY.json:")):
+    proc = run_python(["scripts/summarize_finetune.py", "--out", again, "--budget", budget,
+                       "--stages", "distill,refine,finetune", "--base", base, dirs[1]])
+    if says:
+      assert proc.returncode == 1 and says in proc.stderr.strip().splitlines()[-1], proc.stderr
+      continue
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.load(open(again + ".json"))["variants"] == summary["variants"]
+    assert f"The base rows (base) are read from `{out}.json`" in open(again + ".md").read()
+  # A summary of fine-tune settings alone cannot be the base of a comparison of distillations.
+  narrow = dict(summary["runs"][0], settings={k: v for k, v in summary["runs"][0]["settings"].items()
+                                              if k.startswith("finetune.")})
+  json.dump({"runs": [narrow]}, open(tmp_path / "narrow.json", "w"))
+  proc = run_python(["scripts/summarize_finetune.py", "--out", again, "--budget", budget,
+                     "--stages", "distill,refine,finetune", "--base",
+                     f"{tmp_path / 'narrow.json'}:base", dirs[1]])
+  assert proc.returncode == 1 and "needs all of them" in proc.stderr
