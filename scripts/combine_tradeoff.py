@@ -8,7 +8,9 @@ time: the same table, json and plot as summarize_tradeoff.py.
       --seed 1 results/a_runs/seed1/results.json results/b_runs/seed1/results_macs_0.75.json
 
 Each file is a sweep's results.json (every budget in it is taken) or one budget's results.json.
-Every seed must give the same budgets, each once, from the same teacher.
+Every seed must give the same budgets, each once, from the same teacher, with the same baselines
+matched the same way. A results.json does not record its seed: which files belong to which seed is
+the caller's word (the per-seed folders of results/*_runs/).
 """
 import argparse
 import os
@@ -45,6 +47,14 @@ def one_seed(paths: list[str]) -> dict:
   if len(teachers) > 1:
     raise UserError(f"the files compress different teachers ({sorted(teachers)}); combine budgets "
                     "of one teacher")
+  metrics = {r["budget"]["metric"] for r in per_budget.values()}
+  if len(metrics) > 1:
+    raise UserError(f"the budgets count different costs ({sorted(metrics)}); combine one metric")
+  baselines = {tuple(sorted((k, b["match"]) for k, b in r["baselines"].items()))
+               for r in per_budget.values()}
+  if len(baselines) > 1 or not next(iter(baselines)):
+    raise UserError(f"the budgets' baselines differ or are missing ({sorted(baselines)}); every "
+                    "budget needs the same baselines, matched the same way")
   order = sorted(per_budget, key=lambda f: -per_budget[f]["budget"]["relative"])
   return sweep.gather({f: per_budget[f] for f in order})
 
@@ -54,11 +64,14 @@ def parse_args():
   p.add_argument("--out", required=True)
   p.add_argument("--command", default="")
   p.add_argument("--note", default="", help="a paragraph under the commands")
-  p.add_argument("--seed", nargs="+", action="append", required=True, metavar="SEED FILE",
+  p.add_argument("--seed", nargs="+", action="append", required=True, metavar=("SEED", "FILE"),
                  help="a seed, then its results.json files (repeat per seed)")
   args = p.parse_args()
   if any(len(s) < 2 or not s[0].isdigit() for s in args.seed):
-    p.error("--seed takes a seed (an integer) and then at least one results.json")
+    sys.exit("error: --seed takes a seed (an integer) and then at least one results.json")
+  seeds = [s[0] for s in args.seed]
+  if len(set(seeds)) != len(seeds):
+    sys.exit(f"error: a seed is given twice ({', '.join(seeds)}); give each seed's files once")
   return args
 
 

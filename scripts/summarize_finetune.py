@@ -30,8 +30,11 @@ import numpy as np
 def _read(path: str) -> dict:
   if not os.path.exists(path):
     sys.exit(f"error: {path} is missing: let the run that writes it finish")
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except ValueError as e:
+    sys.exit(f"error: {path} is not valid JSON ({str(e).splitlines()[0][:80]})")
 
 
 def _flat(tree: dict, prefix: str = "finetune") -> dict:
@@ -71,16 +74,21 @@ def committed_runs(spec: str, stages: tuple[str, ...]) -> list[dict]:
   path, _, names = spec.rpartition(":")
   if not path or not names:
     sys.exit(f"error: --base {spec!r}: give SUMMARY.json:WORKDIR_NAME[,WORKDIR_NAME...]")
-  runs = {r["workdir"]: r for r in _read(path)["runs"]}
+  summary = _read(path)
+  if not isinstance(summary, dict) or "runs" not in summary:
+    sys.exit(f"error: --base: {path} is not a summary this script wrote (no runs)")
+  runs = {r["workdir"]: r for r in summary["runs"]}
   missing = [n for n in names.split(",") if n not in runs]
   if missing:
     sys.exit(f"error: --base: {path} holds no run {', '.join(missing)} (it holds {', '.join(runs)})")
-  picked = [dict(runs[n], source=path) for n in names.split(",")]
-  for r in picked:
-    recorded = {k.split(".")[0] for k in r["settings"]}
+  picked = []
+  for name in names.split(","):
+    recorded = {k.split(".")[0] for k in runs[name]["settings"]}
     if not set(stages) <= recorded:
       sys.exit(f"error: --base: {path} recorded the settings of {sorted(recorded)} only; --stages "
                f"{','.join(stages)} needs all of them (summarize it again with those --stages)")
+    settings = {k: v for k, v in runs[name]["settings"].items() if k.split(".")[0] in stages}
+    picked.append(dict(runs[name], settings=settings, source=path))  # only the stages compared
   return picked
 
 

@@ -88,7 +88,7 @@
 #      selection reads the same scores and picks step 15's 35% plans (seed 0: 2,678,464 MACs).
 #      Seeds side by side, each pinned to one core. Summary: results/tradeoff_resnet20_inner_35_8ep.md.
 #  18. One measured curve of the inner-menu recipe on ResNet-20 from the committed results of steps
-#      12 (25%), 15 (75%) and 17 (35%): results/tradeoff_resnet20_inner.md, .json, .png
+#      5, 11-12 (25%), 15 (75%) and 17 (35%): results/tradeoff_resnet20_inner.md, .json, .png
 #      (scripts/combine_tradeoff.py; no workdir needed). Its 50% student (steps 13, 16) was compared
 #      with its teacher only: no baselines at 50% on this recipe yet.
 set -x
@@ -357,7 +357,7 @@ done
 # 18. The inner-menu recipe's measured curve (details at the top).
 R=results
 $PY scripts/combine_tradeoff.py --out results/tradeoff_resnet20_inner \
-  --command "scripts/tradeoff_experiments.sh steps 11-12, 15, 17; then step 18 (scripts/combine_tradeoff.py)" \
+  --command "scripts/tradeoff_experiments.sh steps 5, 11-12 (25%), 15 (75%), 17 (35%); then step 18 (scripts/combine_tradeoff.py)" \
   --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued), the quickstart recipe with distill and refine 0.1 epoch, the slim + inner menu, an 8-epoch fine-tune with KD alpha 0.5; baselines trained on each student's own architecture at equal total cost, priced against our fine-tune step side by side in their own run. The budgets ran in different sessions (25%: ours on a slower machine than its baselines, so its walls do not compare across methods and its images do); the per-budget summaries say how each ran." \
   --seed 0 $R/tradeoff_resnet20_inner_7535_8ep_runs/seed0/results_macs_0.75.json \
     $R/tradeoff_resnet20_inner_35_8ep_runs/seed0/results.json $R/tradeoff_resnet20_inner_8ep_runs/seed0/results.json \

@@ -186,7 +186,12 @@ def test_budgets_from_different_runs_combine_into_one_curve(finished_sweep, tmp_
   assert got["rows"] == want["rows"] and got["seeds"] == [0, 1]
   assert got["sources"] == {"0": [second, first], "1": [whole]}
   assert os.path.getsize(combined + ".png") > 1000
+  bare = _load(first)
+  bare["baselines"] = {}
+  json.dump(bare, open(tmp_path / "bare.json", "w"))
   for args, says in ((["--seed", "0", whole, first], "given twice"),
+                     (["--seed", "0", whole, "--seed", "0", whole], "a seed is given twice"),
+                     (["--seed", "0", second, str(tmp_path / "bare.json")], "baselines differ"),
                      (["--seed", "0", whole, "--seed", "1", first], "different budgets"),
                      (["--seed", "0", os.path.join(workdir, "config.json")], "neither a sweep"),
                      (["--seed", "0", str(tmp_path / "absent.json")], "no such file")):
@@ -517,6 +522,10 @@ def test_recipe_variants_may_hold_different_students(finished_sweep, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.load(open(again + ".json"))["variants"] == summary["variants"]
     assert f"The base rows (base) are read from `{out}.json`" in open(again + ".md").read()
+  # Read back for a narrower comparison, the base keeps only the compared stages' settings.
+  proc = run_python(["scripts/summarize_finetune.py", "--out", again, "--budget", budget,
+                     "--base", f"{out}.json:base", dirs[1]])
+  assert proc.returncode == 1 and "do not differ in any fine-tune setting" in proc.stderr
   # A summary of fine-tune settings alone cannot be the base of a comparison of distillations.
   narrow = dict(summary["runs"][0], settings={k: v for k, v in summary["runs"][0]["settings"].items()
                                               if k.startswith("finetune.")})
