@@ -90,7 +90,20 @@
 #  18. One measured curve of the inner-menu recipe on ResNet-20 from the committed results of steps
 #      5, 11-12 (25%), 15 (75%) and 17 (35%): results/tradeoff_resnet20_inner.md, .json, .png
 #      (scripts/combine_tradeoff.py; no workdir needed). Its 50% student (steps 13, 16) was compared
-#      with its teacher only: no baselines at 50% on this recipe yet.
+#      with its teacher only: no baselines at 50% on this recipe yet (step 19 adds them).
+#  19. 50% MACs at equal total cost: the inner-menu recipe of step 15 at 50% alone, scratch and
+#      Hinton KD on each student's architecture at equal total cost (steps 13 and 16 compared the
+#      50% student with its teacher only). Seeds side by side, each pinned to one core.
+#      Summary: results/tradeoff_resnet20_inner_50_8ep.md.
+#  20. Step 18's curve with step 19's 50% added: all four budgets of the value issue, the same files.
+#  21. Why the 50% student stays below its teacher, the capacity of its architecture: step 19's 50%
+#      student architecture trained from random weights with the teacher's own recipe (25 epochs of
+#      SGD, lr 0.1, cosine, weight decay 5e-4: configs/quickstart_teacher.py's), validation every
+#      epoch, i.e. what that architecture reaches when trained to a plateau like its teacher. Step
+#      19's workdirs are copied and only the scratch baseline is retrained (baselines.match
+#      "epochs", 25). Seeds side by side, each pinned to one core (the test suite ran beside them:
+#      their walls are not compared with anything).
+#      Summary: results/capacity_resnet20_50.md.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -245,11 +258,11 @@ $PY scripts/summarize_finetune.py --out results/finetune_loss_resnet20_50 --budg
 # One seed's ResNet-20 inner-menu run (KD alpha 0.5, 8-epoch fine-tune) of the given budgets up to
 # the given phases, in runs/<name>_s<seed>, pinned to the seed's core, in the background
 # (steps 11, 12 and 15).
-r20_inner() {  # seed budgets name phases log-suffix
+r20_inner() {  # seed budgets name phases log-suffix [flags...]
   taskset -c $1 $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="$2" \
     --config.finetune.train.epochs=8 --config.finetune.kd.alpha=0.5 --config.report.runtimes="()" \
     "${RECIPE[@]}" "$INNER" --workdir runs/$3_s$1 --config.seed=$1 \
-    "--config.phases=($4)" >> runs/$3_s$1$5.log 2>&1 &
+    "--config.phases=($4)" "${@:6}" >> runs/$3_s$1$5.log 2>&1 &
 }
 for seed in 0 1; do
   r20_inner $seed "(0.25,)" r20_inner25 "'teacher','distill','select','refine','finetune','report'" ""
@@ -363,3 +376,39 @@ $PY scripts/combine_tradeoff.py --out results/tradeoff_resnet20_inner \
     $R/tradeoff_resnet20_inner_35_8ep_runs/seed0/results.json $R/tradeoff_resnet20_inner_8ep_runs/seed0/results.json \
   --seed 1 $R/tradeoff_resnet20_inner_7535_8ep_runs/seed1/results_macs_0.75.json \
     $R/tradeoff_resnet20_inner_35_8ep_runs/seed1/results.json $R/tradeoff_resnet20_inner_8ep_runs/seed1/results.json
+# 19. 50% MACs at equal total cost (details at the top).
+for seed in 0 1; do
+  r20_inner $seed "(0.5,)" r20_inner50 "'teacher','distill','select','refine','finetune','baselines','report'" ""
+done
+wait
+$PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet20_inner_50_8ep \
+  --command "scripts/tradeoff_experiments.sh step 19" runs/r20_inner50_s0 runs/r20_inner50_s1 \
+  --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued), the quickstart recipe with distill and refine 0.1 epoch, the slim + inner menu, an 8-epoch fine-tune with KD alpha 0.5; baselines trained on each student's own architecture at equal total cost."
+for seed in 0 1; do
+  mkdir -p results/tradeoff_resnet20_inner_50_8ep_runs/seed$seed
+  cp runs/r20_inner50_s$seed/results.json results/tradeoff_resnet20_inner_50_8ep_runs/seed$seed/
+  cp runs/r20_inner50_s$seed/budget_macs_0.5/report.md results/tradeoff_resnet20_inner_50_8ep_runs/seed$seed/report_macs_0.5.md
+done
+# 20. The curve over all four budgets (details at the top).
+$PY scripts/combine_tradeoff.py --out results/tradeoff_resnet20_inner \
+  --command "scripts/tradeoff_experiments.sh steps 5, 11-12 (25%), 15 (75%), 17 (35%), 19 (50%); then step 20 (scripts/combine_tradeoff.py)" \
+  --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued), the quickstart recipe with distill and refine 0.1 epoch, the slim + inner menu, an 8-epoch fine-tune with KD alpha 0.5; baselines trained on each student's own architecture at equal total cost, priced against our fine-tune step side by side in their own run. The budgets ran in different sessions (25%: ours on a slower machine than its baselines, so its walls do not compare across methods and its images do); the per-budget summaries say how each ran." \
+  --seed 0 $R/tradeoff_resnet20_inner_7535_8ep_runs/seed0/results_macs_0.75.json \
+    $R/tradeoff_resnet20_inner_50_8ep_runs/seed0/results.json \
+    $R/tradeoff_resnet20_inner_35_8ep_runs/seed0/results.json $R/tradeoff_resnet20_inner_8ep_runs/seed0/results.json \
+  --seed 1 $R/tradeoff_resnet20_inner_7535_8ep_runs/seed1/results_macs_0.75.json \
+    $R/tradeoff_resnet20_inner_50_8ep_runs/seed1/results.json \
+    $R/tradeoff_resnet20_inner_35_8ep_runs/seed1/results.json $R/tradeoff_resnet20_inner_8ep_runs/seed1/results.json
+# 21. The 50% architecture trained like its teacher (details at the top).
+for seed in 0 1; do
+  cap=runs/r20_cap50_s$seed
+  if [ ! -d $cap ]; then  # step 19's workdir without its baselines and report
+    cp -a runs/r20_inner50_s$seed $cap
+    (cd $cap/budget_macs_0.5 && rm -rf baseline_* baselines checkpoints/baseline_* report report.md \
+      results.json export tradeoff.png) && rm -f $cap/results.json $cap/report.md $cap/tradeoff.png
+  fi
+  r20_inner $seed "(0.5,)" r20_cap50 "'teacher','distill','select','refine','finetune','baselines'" "" \
+    "--config.baselines.kinds=('scratch',)" --config.baselines.match=epochs \
+    --config.baselines.train.epochs=25 --config.baselines.train.eval_every_steps=429
+done
+wait
