@@ -101,8 +101,8 @@
 #      SGD, lr 0.1, cosine, weight decay 5e-4: configs/quickstart_teacher.py's), validation every
 #      epoch, i.e. what that architecture reaches when trained to a plateau like its teacher. Step
 #      19's workdirs are copied and only the scratch baseline is retrained (baselines.match
-#      "epochs", 25). Seeds side by side, each pinned to one core (the test suite ran beside them:
-#      their walls are not compared with anything).
+#      "epochs", 25). Seeds side by side, each pinned to one core (a package install shared the
+#      cores in their first minutes: their walls are compared with nothing).
 #      Summary: results/capacity_resnet20_50.md.
 set -x
 cd "$(dirname "$0")/.."
@@ -257,7 +257,7 @@ $PY scripts/summarize_finetune.py --out results/finetune_loss_resnet20_50 --budg
 #     and fine-tune read nothing of another budget, so the students are step 5's 25% plans.
 # One seed's ResNet-20 inner-menu run (KD alpha 0.5, 8-epoch fine-tune) of the given budgets up to
 # the given phases, in runs/<name>_s<seed>, pinned to the seed's core, in the background
-# (steps 11, 12 and 15).
+# (steps 11, 12, 15, 17, 19 and 21).
 r20_inner() {  # seed budgets name phases log-suffix [flags...]
   taskset -c $1 $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="$2" \
     --config.finetune.train.epochs=8 --config.finetune.kd.alpha=0.5 --config.report.runtimes="()" \
