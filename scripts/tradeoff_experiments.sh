@@ -95,7 +95,8 @@
 #      Hinton KD on each student's architecture at equal total cost (steps 13 and 16 compared the
 #      50% student with its teacher only). Seeds side by side, each pinned to one core.
 #      Summary: results/tradeoff_resnet20_inner_50_8ep.md.
-#  20. Step 18's curve with step 19's 50% added: all four budgets of the value issue, the same files.
+#  20. Step 18's curve with step 19's 50% added: all four budgets of the value issue, the same files
+#      (step 18's command is replaced by this one).
 #  21. Why the 50% student stays below its teacher, the capacity of its architecture: step 19's 50%
 #      student architecture trained from random weights with the teacher's own recipe (25 epochs of
 #      SGD, lr 0.1, cosine, weight decay 5e-4: configs/quickstart_teacher.py's), validation every
@@ -367,15 +368,7 @@ for seed in 0 1; do
   cp runs/r20_inner35_s$seed/results.json results/tradeoff_resnet20_inner_35_8ep_runs/seed$seed/
   cp runs/r20_inner35_s$seed/budget_macs_0.35/report.md results/tradeoff_resnet20_inner_35_8ep_runs/seed$seed/report_macs_0.35.md
 done
-# 18. The inner-menu recipe's measured curve (details at the top).
-R=results
-$PY scripts/combine_tradeoff.py --out results/tradeoff_resnet20_inner \
-  --command "scripts/tradeoff_experiments.sh steps 5, 11-12 (25%), 15 (75%), 17 (35%); then step 18 (scripts/combine_tradeoff.py)" \
-  --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued), the quickstart recipe with distill and refine 0.1 epoch, the slim + inner menu, an 8-epoch fine-tune with KD alpha 0.5; baselines trained on each student's own architecture at equal total cost, priced against our fine-tune step side by side in their own run. The budgets ran in different sessions (25%: ours on a slower machine than its baselines, so its walls do not compare across methods and its images do); the per-budget summaries say how each ran." \
-  --seed 0 $R/tradeoff_resnet20_inner_7535_8ep_runs/seed0/results_macs_0.75.json \
-    $R/tradeoff_resnet20_inner_35_8ep_runs/seed0/results.json $R/tradeoff_resnet20_inner_8ep_runs/seed0/results.json \
-  --seed 1 $R/tradeoff_resnet20_inner_7535_8ep_runs/seed1/results_macs_0.75.json \
-    $R/tradeoff_resnet20_inner_35_8ep_runs/seed1/results.json $R/tradeoff_resnet20_inner_8ep_runs/seed1/results.json
+# 18. Superseded by step 20 (the same files, with step 19's 50% added).
 # 19. 50% MACs at equal total cost (details at the top).
 for seed in 0 1; do
   r20_inner $seed "(0.5,)" r20_inner50 "'teacher','distill','select','refine','finetune','baselines','report'" ""
@@ -390,6 +383,7 @@ for seed in 0 1; do
   cp runs/r20_inner50_s$seed/budget_macs_0.5/report.md results/tradeoff_resnet20_inner_50_8ep_runs/seed$seed/report_macs_0.5.md
 done
 # 20. The curve over all four budgets (details at the top).
+R=results
 $PY scripts/combine_tradeoff.py --out results/tradeoff_resnet20_inner \
   --command "scripts/tradeoff_experiments.sh steps 5, 11-12 (25%), 15 (75%), 17 (35%), 19 (50%); then step 20 (scripts/combine_tradeoff.py)" \
   --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued), the quickstart recipe with distill and refine 0.1 epoch, the slim + inner menu, an 8-epoch fine-tune with KD alpha 0.5; baselines trained on each student's own architecture at equal total cost, priced against our fine-tune step side by side in their own run. The budgets ran in different sessions (25%: ours on a slower machine than its baselines, so its walls do not compare across methods and its images do); the per-budget summaries say how each ran." \
