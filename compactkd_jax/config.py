@@ -117,7 +117,11 @@ def default_config() -> ml_collections.ConfigDict:
       runtime="onnxruntime",
       # K > 1: the K least-damage plans are assembled from their distilled candidates and the one
       # scoring best on the validation split is refined and fine-tuned (1: the least-damage plan).
-      rerank=1))
+      rerank=1,
+      # A candidate name (e.g. "inner_0.5"): every block takes it instead of the knapsack's plan,
+      # which must still fit the budget. An ablation, the uniformly narrowed student that the
+      # selection is measured against. Empty: the knapsack's plan.
+      uniform=""))
   c.refine = ml_collections.ConfigDict(dict(
       train=train_defaults(epochs=0.5, learning_rate=0.02, weight_decay=0.0)))
   c.finetune = ml_collections.ConfigDict(dict(
@@ -162,6 +166,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise UserError(f"config.select.rerank={cfg.select.rerank} re-ranks plans by accuracy, which "
                     "a latency budget or limit cannot do (each plan is measured on the runtime); "
                     "set config.select.rerank=1")
+  _check_uniform(cfg)
   if len(set(cfg.select.budgets)) != len(cfg.select.budgets):
     raise UserError(f"config.select.budgets={tuple(cfg.select.budgets)} lists a budget twice; "
                     "give each budget once")
@@ -169,6 +174,20 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     t = cfg[name].train
     if t.epochs <= 0 and t.steps <= 0:
       raise UserError(f"config.{name}.train needs epochs > 0 or steps > 0")
+
+
+def _check_uniform(cfg) -> None:
+  """A uniform plan is one fixed plan: nothing to re-rank, no further limits to solve for."""
+  s = cfg.select
+  if not s.uniform:
+    return
+  if s.uniform not in cfg.distill.candidates:
+    raise UserError(f"config.select.uniform={s.uniform!r} is not in config.distill.candidates "
+                    f"{tuple(cfg.distill.candidates)}; name one of them, or '' for the knapsack")
+  if s.rerank > 1 or needs_latency(s) or any(v > 0 for v in s.constraints.values()):
+    raise UserError(f"config.select.uniform={s.uniform!r} fixes the plan: it takes no "
+                    "select.rerank, select.constraints or latency budget; unset those, or set "
+                    "config.select.uniform=''")
 
 
 def _budget_list(budgets) -> tuple[float, ...]:

@@ -1,7 +1,7 @@
 """Every config key's rule and meaning, in one table.
 
 `config.validate` checks each value against its rule before anything compiles, and
-`python -m compactkd_jax.config_keys` prints the same table as the key reference
+`python -m compactkd_jax.config` prints the same table as the key reference
 (docs/config_keys.md; a test keeps that file, this table and `config.default_config()` in step: a
 key without a rule, or a rule without a key, fails the suite).
 """
@@ -121,6 +121,8 @@ RULES = {
                            choices=("onnxruntime", "litert")),
     "select.rerank": _num("K > 1: of the K least-damage plans, the one whose assembled student "
                           "scores best on validation (1: off)", low=1),
+    "select.uniform": Rule("a candidate every block takes instead of the knapsack's plan (the "
+                           "uniform ablation; empty: the knapsack)"),
     "select.budgets": Rule("a budget sweep: one student per budget (empty: the single budget)"),
     "finetune.kd.temperature": _num("Hinton KD temperature", strict=True),
     "finetune.kd.alpha": _num("weight of the KD term (1 - alpha on cross-entropy)", high=1,

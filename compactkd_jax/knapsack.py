@@ -346,6 +346,43 @@ def make_plan(scores: dict, metric: str, budget: float, relative: bool,
     picks = _SOLVER_FNS[solver](costs, damages, block_budget)
   except InfeasibleBudget:
     raise _plan_infeasible(limit, metric, fixed + min_total_cost(costs), teacher_cost) from None
+  return _plan(scores, metric, limit, teacher_cost, damage, solver, picks)
+
+
+def uniform_plan(scores: dict, metric: str, budget: float, relative: bool, candidate: str,
+                 damage: str = "accuracy") -> dict:
+  """The plan in which every block takes `candidate` (the uniformly narrowed student, an ablation
+  of the selection), in make_plan's format with solver "uniform"; raises InfeasibleBudget when it
+  costs more than the budget, UserError when a block's menu lacks the candidate."""
+  _check_name("metric", metric, METRICS)
+  _check_name("damage", damage, DAMAGES)
+  order = _block_order(scores)
+  teacher_cost = _number(scores, ("teacher", "total", metric))
+  limit = _limit(budget, relative, teacher_cost, metric)
+  missing = [block for block in order if candidate not in scores["blocks"][block]]
+  if missing:
+    raise UserError(f"config.select.uniform={candidate!r}: block {missing[0]!r} has no such "
+                    f"candidate (its menu: {sorted(scores['blocks'][missing[0]])}); name a "
+                    "candidate every block was distilled with")
+  names = [sorted(scores["blocks"][block]) for block in order]
+  plan = _plan(scores, metric, limit, teacher_cost, damage, "uniform",
+               [menu.index(candidate) for menu in names])
+  if plan["cost"] > limit + _PLAN_RTOL * teacher_cost:
+    raise InfeasibleBudget(
+        f"the uniform plan (every block {candidate!r}) costs {plan['cost']:.6g} {metric} "
+        f"({plan['cost'] / teacher_cost:.2%} of the teacher), over the budget {limit:.6g}; raise "
+        f"config.select.budget to at least {plan['cost'] / teacher_cost if relative else plan['cost']:.6g}"
+        " or name a smaller candidate")
+  return plan
+
+
+def _plan(scores: dict, metric: str, limit: float, teacher_cost: float, damage: str, solver: str,
+          picks: Sequence[int]) -> dict:
+  """The plan's JSON-serializable record: the choice per block, its cost and predicted damage."""
+  order = _block_order(scores)
+  names, costs, damages = _menus(scores, order, metric, damage)
+  fixed = (_number(scores, ("teacher", "stem", metric))
+           + _number(scores, ("teacher", "head", metric)))
   return {
       "metric": metric,
       "limit": limit,

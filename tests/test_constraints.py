@@ -175,6 +175,30 @@ def test_rerank_with_a_latency_limit_is_one_line():
   assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("setting", [{"uniform": "inner_9"}, {"uniform": "slim_0.5", "rerank": 2},
+                                     {"uniform": "slim_0.5", "metric": "latency"}])
+def test_uniform_with_what_it_cannot_take_is_one_line(setting):
+  cfg = config_lib.default_config()
+  cfg.select.update(setting)
+  with pytest.raises(UserError, match="config.select.uniform") as e:
+    config_lib.validate(cfg)
+  assert "\n" not in str(e.value)
+
+
+def test_select_phase_takes_the_uniform_plan_and_no_solver():
+  """select.uniform: the phase's plan is that candidate in every block, even where the DP would
+  choose otherwise at the same budget."""
+  scores = _scores([[(40, 20, 10, 0), (10, 5, 9, 0.1), (40, 19, 2, 0.05)],
+                    [(40, 20, 10, 0), (20, 2, 9, 0.1), (30, 18, 3, 0.02)]])
+  s = _select_config()
+  s.budget = 0.8
+  dp = select_phase.make_plan(scores, s, 0.8)
+  s.uniform = "c1"  # every block: 17 MACs of the 40 allowed, damage 0.2
+  plan = select_phase.make_plan(scores, s, 0.8)
+  assert plan["solver"] == "uniform" and set(plan["choice"].values()) == {s.uniform}
+  assert plan["choice"] != dp["choice"]
+
+
 def test_budget_and_constraints_meet_together():
   """The budget is one limit among the constraints: the plan meets both, and it is the plan the
   brute force picks; without constraints the one-budget DP answers."""

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from compactkd_jax.errors import UserError
 from compactkd_jax.knapsack import (InfeasibleBudget, damage_curve, make_plan, min_total_cost,
-                                  solve_dp, solve_greedy)
+                                  solve_dp, solve_greedy, uniform_plan)
 
 _DAMAGE = st.floats(-1.0, 1.0, allow_nan=False, allow_infinity=False)
 
@@ -212,6 +212,32 @@ def test_infeasible_budget_names_the_smallest_cost():
 def test_bad_arguments_raise_user_error(kwargs):
   with pytest.raises(UserError):
     make_plan(_scores(), **kwargs)
+
+
+def test_uniform_plan_takes_one_candidate_everywhere_and_prices_it_by_hand():
+  """Every block "shrink": cost stem + head + 0.6 of every block, damage the sum of the blocks'
+  accuracy drops, computed here from the numbers the scores were built with."""
+  plan = uniform_plan(_scores(), "macs", 0.7, True, "shrink")
+  assert plan["choice"] == {name: "shrink" for name in _BLOCK_COSTS}
+  assert plan["solver"] == "uniform"
+  assert plan["cost"] == pytest.approx(_STEM + _HEAD + 0.6 * sum(_BLOCK_COSTS.values()))
+  assert plan["predicted_damage"] == pytest.approx(3 * (_ACC - 0.89))
+  assert [b["candidate"] for b in plan["blocks"]] == ["shrink"] * 3
+  json.dumps(plan)
+
+
+def test_uniform_plan_over_the_budget_names_its_cost_in_one_line():
+  cost = _STEM + _HEAD + 0.6 * sum(_BLOCK_COSTS.values())
+  with pytest.raises(InfeasibleBudget, match=f"at least {cost / _TOTAL:.6g}") as info:
+    uniform_plan(_scores(), "macs", 0.5, True, "shrink")
+  assert "\n" not in str(info.value)
+
+
+def test_uniform_plan_with_a_candidate_a_block_lacks_is_a_user_error():
+  scores = _scores()
+  del scores["blocks"]["stage2_block0"]["shrink"]
+  with pytest.raises(UserError, match="block 'stage2_block0' has no such candidate"):
+    uniform_plan(scores, "macs", 0.9, True, "shrink")
 
 
 def test_unknown_metric_lists_the_valid_ones():

@@ -3,7 +3,8 @@ of config.select.constraints), into `<workdir>/select/plan.json` with the chosen
 variables. One budget: the exact knapsack (knapsack.py) with the greedy plan beside it; several
 limits: the MILP (constraints.py); a latency limit: the runtime's lookup table, and the assembled
 student measured whole before the plan is accepted. With `select.rerank` K > 1 the K least-damage
-plans are assembled and the one whose student scores best on the validation split is taken."""
+plans are assembled and the one whose student scores best on the validation split is taken. With
+`select.uniform` every block takes that one candidate (an ablation of the selection)."""
 import time
 
 from compactkd_jax import config as config_lib
@@ -22,7 +23,7 @@ def run(ctx: RunContext) -> dict:
   result = {"metric": plan["metric"], "limit": plan["limit"], "cost": plan["cost"],
             "relative_cost": plan["cost"] / plan["teacher_cost"],
             "predicted_damage": plan["predicted_damage"], "choice": plan["choice"]}
-  if "constraints" not in plan:  # the greedy baseline answers the one-budget problem only
+  if "constraints" not in plan and not s.uniform:  # greedy answers the one-budget problem only
     greedy = knapsack.make_plan(scores, s.metric, s.budget, s.relative, s.damage, "greedy")
     plan["greedy"] = {"choice": greedy["choice"], "cost": greedy["cost"],
                       "predicted_damage": greedy["predicted_damage"]}
@@ -156,6 +157,8 @@ def limits(s, budget: float, latency_scale: float = 1.0) -> dict[str, float]:
 def make_plan(scores: dict, s, budget: float, latency_scale: float = 1.0) -> dict:
   """The plan for one budget: the one-budget solvers (dp, greedy) unless constraints are set or
   the solver is milp, which meets every limit at once."""
+  if s.uniform:  # config.validate: no further limits, no latency
+    return knapsack.uniform_plan(scores, s.metric, budget, s.relative, s.uniform, s.damage)
   wanted = limits(s, budget, latency_scale)
   budget = wanted[s.metric]
   if len(wanted) == 1 and s.solver != "milp":
