@@ -105,6 +105,13 @@
 #      "epochs", 25). Seeds side by side, each pinned to one core (a package install shared the
 #      cores in their first minutes: their walls are compared with nothing).
 #      Summary: results/capacity_resnet20_50.md.
+#  22. Does another architecture at half the MACs reach the teacher, and does the selection beat the
+#      plain choice? The uniformly narrowed student (select.uniform: every block "inner_0.5", its
+#      inner width halved; 50.4% of the teacher's MACs, so the budget is 0.51) from step 19's teacher
+#      and distillation (workdirs copied, their 50% folder removed), refined and fine-tuned with
+#      ours' recipe, and its architecture trained from random weights like the teacher (step 21's
+#      25-epoch scratch). Seeds side by side, each pinned to one core.
+#      Summary: results/uniform_resnet20_50.md.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -259,8 +266,8 @@ $PY scripts/summarize_finetune.py --out results/finetune_loss_resnet20_50 --budg
 # One seed's ResNet-20 inner-menu run (KD alpha 0.5, 8-epoch fine-tune) of the given budgets up to
 # the given phases, in runs/<name>_s<seed>, pinned to the seed's core, in the background
 # (steps 11, 12, 15, 17, 19 and 21).
-r20_inner() {  # seed budgets name phases log-suffix [flags...]
-  taskset -c $1 $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="$2" \
+r20_inner() {  # seed budgets name phases log-suffix [flags...]; pinned to core $CORE (default: seed)
+  taskset -c ${CORE:-$1} $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="$2" \
     --config.finetune.train.epochs=8 --config.finetune.kd.alpha=0.5 --config.report.runtimes="()" \
     "${RECIPE[@]}" "$INNER" --workdir runs/$3_s$1 --config.seed=$1 \
     "--config.phases=($4)" "${@:6}" >> runs/$3_s$1$5.log 2>&1 &
@@ -404,5 +411,18 @@ for seed in 0 1; do
   r20_inner $seed "(0.5,)" r20_cap50 "'teacher','distill','select','refine','finetune','baselines'" "" \
     "--config.baselines.kinds=('scratch',)" --config.baselines.match=epochs \
     --config.baselines.train.epochs=25 --config.baselines.train.eval_every_steps=429
+done
+wait
+# 22. The uniform student at half the MACs, ours and its architecture's capacity (details at the top).
+for seed in 0 1; do
+  uni=runs/r20_uni50_s$seed
+  if [ ! -d $uni ]; then  # step 19's teacher and distillation, no budget folder
+    cp -a runs/r20_inner50_s$seed $uni
+    rm -rf $uni/budget_macs_0.5 $uni/results.json $uni/report.md $uni/tradeoff.png
+  fi
+  r20_inner $seed "(0.51,)" r20_uni50 "'teacher','distill','select','refine','finetune','baselines','report'" "" \
+    --config.select.uniform=inner_0.5 "--config.baselines.kinds=('scratch',)" \
+    --config.baselines.match=epochs --config.baselines.train.epochs=25 \
+    --config.baselines.train.eval_every_steps=429
 done
 wait
