@@ -368,11 +368,11 @@ def uniform_plan(scores: dict, metric: str, budget: float, relative: bool, candi
   plan = _plan(scores, metric, limit, teacher_cost, damage, "uniform",
                [menu.index(candidate) for menu in names])
   if plan["cost"] > limit + _PLAN_RTOL * teacher_cost:
+    needed = plan["cost"] / teacher_cost if relative else plan["cost"]
     raise InfeasibleBudget(
         f"the uniform plan (every block {candidate!r}) costs {plan['cost']:.6g} {metric} "
         f"({plan['cost'] / teacher_cost:.2%} of the teacher), over the budget {limit:.6g}; raise "
-        f"config.select.budget to at least {plan['cost'] / teacher_cost if relative else plan['cost']:.6g}"
-        " or name a smaller candidate")
+        f"config.select.budget to at least {needed:.6g} or name a smaller candidate")
   return plan
 
 

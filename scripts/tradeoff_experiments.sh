@@ -265,9 +265,9 @@ $PY scripts/summarize_finetune.py --out results/finetune_loss_resnet20_50 --budg
 #     and fine-tune read nothing of another budget, so the students are step 5's 25% plans.
 # One seed's ResNet-20 inner-menu run (KD alpha 0.5, 8-epoch fine-tune) of the given budgets up to
 # the given phases, in runs/<name>_s<seed>, pinned to the seed's core, in the background
-# (steps 11, 12, 15, 17, 19 and 21).
-r20_inner() {  # seed budgets name phases log-suffix [flags...]; pinned to core $CORE (default: seed)
-  taskset -c ${CORE:-$1} $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="$2" \
+# (steps 11, 12, 15, 17, 19, 21 and 22).
+r20_inner() {  # seed budgets name phases log-suffix [flags...]
+  taskset -c $1 $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="$2" \
     --config.finetune.train.epochs=8 --config.finetune.kd.alpha=0.5 --config.report.runtimes="()" \
     "${RECIPE[@]}" "$INNER" --workdir runs/$3_s$1 --config.seed=$1 \
     "--config.phases=($4)" "${@:6}" >> runs/$3_s$1$5.log 2>&1 &
