@@ -117,8 +117,8 @@ def test_checked_plan_tightens_until_the_measured_student_fits(small, tmp_path, 
   monkeypatch.setattr(select_phase.workdir, "load_teacher", lambda ctx: (net, variables))
   cfg = ml_collections.ConfigDict({
       "select": dict(metric="latency", budget=0.6, relative=True, damage="mse", solver="dp",
-                     runtime="litert", constraints=dict(flops=0.0, macs=0.0, params=0.0,
-                                                        latency=0.0)),
+                     uniform="", runtime="litert",
+                     constraints=dict(flops=0.0, macs=0.0, params=0.0, latency=0.0)),
       "report": dict(threads=1)})
   ctx = types.SimpleNamespace(cfg=cfg, preprocess=None,
                               dataset=types.SimpleNamespace(image_shape=SHAPE))
