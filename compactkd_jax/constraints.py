@@ -1,10 +1,11 @@
 """Several limits at once: one plan that meets every one of them (e.g. MACs <= 50% AND params <= 30%
 of the teacher), the multiple-choice knapsack with one capacity per metric, solved exactly as a
-0-1 integer program by scipy's `milp` (HiGHS) rather than by growing the one-budget DP in knapsack.py.
+0-1 integer program by scipy's `milp` (HiGHS) rather than by growing the one-budget DP of
+knapsack_solvers.py.
 
 Variables x[b, i] in {0, 1}: block b takes candidate i. One candidate per block (sum_i x[b, i] = 1);
 per metric m, stem + head + sum_{b,i} cost_m[b, i] x[b, i] <= limit_m; minimize the summed
-predicted damage. A brute-force test and knapsack.py's one-budget solvers check it.
+predicted damage. A brute-force test and the one-budget solvers (knapsack_solvers.py) check it.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import optimize
 
-from compactkd_jax import knapsack
+from compactkd_jax import knapsack, knapsack_solvers
 from compactkd_jax.errors import UserError
 
 # Rows are scaled to limit 1 and tightened by this much, so that HiGHS's feasibility tolerance
@@ -21,7 +22,7 @@ from compactkd_jax.errors import UserError
 _TIGHTEN = 1e-9
 
 
-class InfeasibleConstraints(knapsack.InfeasibleBudget):
+class InfeasibleConstraints(knapsack_solvers.InfeasibleBudget):
   """No plan meets every limit; the message names the limits and the smallest reachable costs."""
 
 
@@ -57,7 +58,7 @@ def solve_milp(costs: Mapping[str, Sequence[np.ndarray]], damages: Sequence[np.n
     return None
   plan = [int(np.argmax(result.x[starts[b]:starts[b + 1]])) for b in range(blocks)]
   for metric, limit in limits.items():  # exact check of what the solver returned
-    if knapsack._left_sum(c[i] for c, i in zip(costs[metric], plan)) > limit:
+    if knapsack_solvers.left_sum(c[i] for c, i in zip(costs[metric], plan)) > limit:
       return None
   return plan
 
@@ -99,7 +100,7 @@ def make_plan(scores: dict, limits: Mapping[str, float], relative: bool,
                                   "already found")
     raise _infeasible(info, costs)
   metric = next(iter(info))
-  cost_of = lambda m: info[m]["fixed"] + knapsack._plan_cost(costs[m], plan)
+  cost_of = lambda m: info[m]["fixed"] + knapsack_solvers.plan_cost(costs[m], plan)
   return {
       "metric": metric, "limit": info[metric]["limit"],
       "teacher_cost": info[metric]["teacher_cost"],
@@ -109,7 +110,7 @@ def make_plan(scores: dict, limits: Mapping[str, float], relative: bool,
                           "teacher_cost": info[m]["teacher_cost"]} for m in info},
       "choice": {block: menu[i] for block, menu, i in zip(order, names, plan)},
       "cost": cost_of(metric),
-      "predicted_damage": knapsack._left_sum(d[i] for d, i in zip(damages, plan)),
+      "predicted_damage": knapsack_solvers.left_sum(d[i] for d, i in zip(damages, plan)),
       "blocks": knapsack._block_entries(scores, order, names, costs[metric], plan, metric),
   }
 
@@ -117,7 +118,7 @@ def make_plan(scores: dict, limits: Mapping[str, float], relative: bool,
 def _infeasible(info: dict, costs: dict) -> InfeasibleConstraints:
   """Names each limit below its own smallest reachable cost; when each alone is reachable, says
   that they conflict and gives every smallest reachable cost."""
-  smallest = {m: info[m]["fixed"] + knapsack.min_total_cost(costs[m]) for m in info}
+  smallest = {m: info[m]["fixed"] + knapsack_solvers.min_total_cost(costs[m]) for m in info}
   describe = lambda m: (f"{m} <= {info[m]['limit']:.6g} (smallest reachable {smallest[m]:.6g}, "
                         f"{100 * smallest[m] / info[m]['teacher_cost']:.1f}% of the teacher)")
   alone = [m for m in info if smallest[m] > info[m]["limit"] * (1 + knapsack._PLAN_RTOL)]
