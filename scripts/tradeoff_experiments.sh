@@ -112,6 +112,9 @@
 #      ours' recipe, and its architecture trained from random weights like the teacher (step 21's
 #      25-epoch scratch). Seeds side by side, each pinned to one core.
 #      Summary: results/uniform_resnet20_50.md.
+#  23. A third seed of ours at half the MACs, selected (step 19) and uniform (step 22), without
+#      baselines: seed 2's teacher and distillation once, then both students side by side, one per
+#      core. Summary: results/uniform_resnet20_50.md (seed 2 rows).
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -264,10 +267,10 @@ $PY scripts/summarize_finetune.py --out results/finetune_loss_resnet20_50 --budg
 # 11. The 25% target on ResNet-20 (details at the top). 25% alone: a budget's selection, refinement
 #     and fine-tune read nothing of another budget, so the students are step 5's 25% plans.
 # One seed's ResNet-20 inner-menu run (KD alpha 0.5, 8-epoch fine-tune) of the given budgets up to
-# the given phases, in runs/<name>_s<seed>, pinned to the seed's core, in the background
-# (steps 11, 12, 15, 17, 19, 21 and 22).
+# the given phases, in runs/<name>_s<seed>, pinned to the seed's core (or to $CORE), in the
+# background (steps 11, 12, 15, 17, 19, 21, 22 and 23).
 r20_inner() {  # seed budgets name phases log-suffix [flags...]
-  taskset -c $1 $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="$2" \
+  taskset -c ${CORE:-$1} $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.budgets="$2" \
     --config.finetune.train.epochs=8 --config.finetune.kd.alpha=0.5 --config.report.runtimes="()" \
     "${RECIPE[@]}" "$INNER" --workdir runs/$3_s$1 --config.seed=$1 \
     "--config.phases=($4)" "${@:6}" >> runs/$3_s$1$5.log 2>&1 &
@@ -425,4 +428,12 @@ for seed in 0 1; do
     --config.baselines.match=epochs --config.baselines.train.epochs=25 \
     --config.baselines.train.eval_every_steps=429
 done
+wait
+# 23. Seed 2 of steps 19 and 22's students (details at the top).
+CORE=0 r20_inner 2 "(0.5,)" r20_inner50 "'teacher','distill'" ""
+wait
+[ -d runs/r20_uni50_s2 ] || cp -a runs/r20_inner50_s2 runs/r20_uni50_s2
+CORE=0 r20_inner 2 "(0.5,)" r20_inner50 "'teacher','distill','select','refine','finetune','report'" ""
+CORE=1 r20_inner 2 "(0.51,)" r20_uni50 "'teacher','distill','select','refine','finetune','report'" "" \
+  --config.select.uniform=inner_0.5
 wait
