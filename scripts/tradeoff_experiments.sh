@@ -115,6 +115,12 @@
 #  23. A third seed of ours at half the MACs, selected (step 19) and uniform (step 22), without
 #      baselines: seed 2's teacher and distillation once, then both students side by side, one per
 #      core. Summary: results/uniform_resnet20_50.md (seed 2 rows).
+#  24. ResNet-56's other two budgets of the value issue, 75% and 35% MACs: steps 7 and 8's recipe
+#      (the committed w0.25 teacher, slim + inner menu, distill and refine 0.1 epoch, 8-epoch
+#      fine-tune), one sweep per seed with scratch and Hinton KD at equal total cost on each
+#      student's own architecture. Seeds side by side, each pinned to one core; about six hours, so
+#      it runs across sessions and resumes from runs/r56_inner7535_s<seed>.
+#      Summary: results/tradeoff_resnet56_inner_7535_8ep.md.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -437,3 +443,23 @@ CORE=0 r20_inner 2 "(0.5,)" r20_inner50 "'teacher','distill','select','refine','
 CORE=1 r20_inner 2 "(0.51,)" r20_uni50 "'teacher','distill','select','refine','finetune','report'" "" \
   --config.select.uniform=inner_0.5
 wait
+# 24. ResNet-56 at 75% and 35% MACs (details at the top).
+for seed in 0 1; do
+  taskset -c $seed $PY -m compactkd_jax.main --config configs/quickstart.py \
+    --config.select.budgets="(0.75,0.35)" --config.finetune.train.epochs=8 \
+    --config.report.runtimes="()" "${RECIPE[@]}" "${R56[@]}" --workdir runs/r56_inner7535_s$seed \
+    --config.seed=$seed "$INNER" >> runs/r56_inner7535_s$seed.log 2>&1 &
+done
+wait
+$PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet56_inner_7535_8ep \
+  --command "scripts/tradeoff_experiments.sh step 24" runs/r56_inner7535_s0 runs/r56_inner7535_s1 \
+  --note "ResNet-56 w0.25 teacher (committed), the quickstart recipe with distill and refine 0.1 epoch and an 8-epoch fine-tune, the slim + inner menu (steps 7 and 8's recipe); baselines trained on each student's own architecture at equal total cost."
+for seed in 0 1; do
+  dir=runs/r56_inner7535_s$seed
+  mkdir -p results/tradeoff_resnet56_inner_7535_8ep_runs/seed$seed
+  cp $dir/results.json results/tradeoff_resnet56_inner_7535_8ep_runs/seed$seed/
+  cp $dir/report.md results/tradeoff_resnet56_inner_7535_8ep_runs/seed$seed/sweep_report.md
+  for b in 0.75 0.35; do
+    cp $dir/budget_macs_$b/report.md results/tradeoff_resnet56_inner_7535_8ep_runs/seed$seed/report_macs_$b.md
+  done
+done
