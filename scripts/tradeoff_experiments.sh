@@ -124,6 +124,12 @@
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+# One seed's results.json and each named budget's report.md, kept under results/<name>_runs/seed<seed>/.
+keep_runs() {  # name seed workdir [budget...]
+  local out=results/$1_runs/seed$2
+  mkdir -p $out && cp $3/results.json $out/
+  for b in "${@:4}"; do cp $3/budget_macs_$b/report.md $out/report_macs_$b.md; done
+}
 # The distill and refine lengths of the quickstart config when these ran (it has moved to 0.05 since:
 # results/ablation_length.md), pinned so that a rerun reproduces the committed numbers.
 RECIPE=(--config.distill.train.epochs=0.1 --config.refine.train.epochs=0.1)
@@ -303,9 +309,7 @@ $PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet20_inner_8ep \
   --command "scripts/tradeoff_experiments.sh steps 5, 11 and 12" runs/r20_inner25_s0 runs/r20_inner25_s1 \
   --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued), the quickstart recipe with distill and refine 0.1 epoch, the candidate menu with the inner candidates (slim + inner, results/inner_ablation_resnet20_8ep.md), 25% MACs alone, an 8-epoch fine-tune with KD alpha 0.5 (results/finetune_alpha_resnet20_25.md); baselines trained on the inner student's own architecture. Ours ran in one session (step 11, a slow machine: 1.3 fine-tune steps/s per core), the baselines in a later one (step 12, 3-4 steps/s per core) from the same workdirs: their steps were priced against our fine-tune step side by side in their own run, so the walls do not compare across the two and the images do (the scratch step has no teacher pass and costs 0.78 of ours, so scratch sees more images)."
 for seed in 0 1; do
-  mkdir -p results/tradeoff_resnet20_inner_8ep_runs/seed$seed
-  cp runs/r20_inner25_s$seed/results.json results/tradeoff_resnet20_inner_8ep_runs/seed$seed/
-  cp runs/r20_inner25_s$seed/budget_macs_0.25/report.md results/tradeoff_resnet20_inner_8ep_runs/seed$seed/report_macs_0.25.md
+  keep_runs tradeoff_resnet20_inner_8ep $seed runs/r20_inner25_s$seed 0.25
 done
 # 13. The 50% target, the fine-tune's learning rate (details at the top).
 for seed in 0 1; do
@@ -357,8 +361,7 @@ $PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet20_inner_7535_8ep
   --command "scripts/tradeoff_experiments.sh step 15" runs/r20_inner7535_s0 runs/r20_inner7535_s1 \
   --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued), the quickstart recipe with distill and refine 0.1 epoch, the slim + inner menu, an 8-epoch fine-tune with KD alpha 0.5; baselines trained on each student's own architecture at equal total cost."
 for seed in 0 1; do
-  mkdir -p results/tradeoff_resnet20_inner_7535_8ep_runs/seed$seed
-  cp runs/r20_inner7535_s$seed/results.json results/tradeoff_resnet20_inner_7535_8ep_runs/seed$seed/
+  keep_runs tradeoff_resnet20_inner_7535_8ep $seed runs/r20_inner7535_s$seed
 done
 # 16. The 50% target, a finer menu (details at the top).
 EIGHTHS="--config.distill.candidates=('keep','slim_0.25','slim_0.5','slim_0.75','inner_0.25','inner_0.375','inner_0.5','inner_0.625','inner_0.75','inner_0.875','skip')"
@@ -380,9 +383,7 @@ $PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet20_inner_35_8ep \
   --command "scripts/tradeoff_experiments.sh step 17" runs/r20_inner35_s0 runs/r20_inner35_s1 \
   --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued), the quickstart recipe with distill and refine 0.1 epoch, the slim + inner menu, an 8-epoch fine-tune with KD alpha 0.5; baselines trained on each student's own architecture at equal total cost. Step 15's 35% budget rerun alone (step 15's workdirs were gone part-way)."
 for seed in 0 1; do
-  mkdir -p results/tradeoff_resnet20_inner_35_8ep_runs/seed$seed
-  cp runs/r20_inner35_s$seed/results.json results/tradeoff_resnet20_inner_35_8ep_runs/seed$seed/
-  cp runs/r20_inner35_s$seed/budget_macs_0.35/report.md results/tradeoff_resnet20_inner_35_8ep_runs/seed$seed/report_macs_0.35.md
+  keep_runs tradeoff_resnet20_inner_35_8ep $seed runs/r20_inner35_s$seed 0.35
 done
 # 18. Superseded by step 20 (the same files, with step 19's 50% added).
 # 19. 50% MACs at equal total cost (details at the top).
@@ -394,9 +395,7 @@ $PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet20_inner_50_8ep \
   --command "scripts/tradeoff_experiments.sh step 19" runs/r20_inner50_s0 runs/r20_inner50_s1 \
   --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued), the quickstart recipe with distill and refine 0.1 epoch, the slim + inner menu, an 8-epoch fine-tune with KD alpha 0.5; baselines trained on each student's own architecture at equal total cost."
 for seed in 0 1; do
-  mkdir -p results/tradeoff_resnet20_inner_50_8ep_runs/seed$seed
-  cp runs/r20_inner50_s$seed/results.json results/tradeoff_resnet20_inner_50_8ep_runs/seed$seed/
-  cp runs/r20_inner50_s$seed/budget_macs_0.5/report.md results/tradeoff_resnet20_inner_50_8ep_runs/seed$seed/report_macs_0.5.md
+  keep_runs tradeoff_resnet20_inner_50_8ep $seed runs/r20_inner50_s$seed 0.5
 done
 # 20. The curve over all four budgets (details at the top).
 R=results
@@ -455,11 +454,6 @@ $PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet56_inner_7535_8ep
   --command "scripts/tradeoff_experiments.sh step 24" runs/r56_inner7535_s0 runs/r56_inner7535_s1 \
   --note "ResNet-56 w0.25 teacher (committed), the quickstart recipe with distill and refine 0.1 epoch and an 8-epoch fine-tune, the slim + inner menu (steps 7 and 8's recipe); baselines trained on each student's own architecture at equal total cost."
 for seed in 0 1; do
-  dir=runs/r56_inner7535_s$seed
-  mkdir -p results/tradeoff_resnet56_inner_7535_8ep_runs/seed$seed
-  cp $dir/results.json results/tradeoff_resnet56_inner_7535_8ep_runs/seed$seed/
-  cp $dir/report.md results/tradeoff_resnet56_inner_7535_8ep_runs/seed$seed/sweep_report.md
-  for b in 0.75 0.35; do
-    cp $dir/budget_macs_$b/report.md results/tradeoff_resnet56_inner_7535_8ep_runs/seed$seed/report_macs_$b.md
-  done
+  keep_runs tradeoff_resnet56_inner_7535_8ep $seed runs/r56_inner7535_s$seed 0.75 0.35
+  cp runs/r56_inner7535_s$seed/report.md results/tradeoff_resnet56_inner_7535_8ep_runs/seed$seed/sweep_report.md
 done
