@@ -15,7 +15,13 @@ def run_cli(fn, *args, needs: str, extra: str = "test"):
   try:
     return fn(*args)
   except ModuleNotFoundError as e:
-    raise SystemExit(f"error: {e.name} is needed {needs}; install the {extra} extra "
-                     f"(pip install -e '.[{extra}]')")
+    raise SystemExit(missing_extra(e, needs, extra))
   except UserError as e:
     raise SystemExit(f"error: {e}")
+
+
+def missing_extra(e: ModuleNotFoundError, needs: str, extra: str = "test") -> str:
+  """The one line for a package of an optional extra that is not installed."""
+  setup = ", or bash scripts/setup.sh --test" if extra == "test" else ""
+  return (f"error: {e.name} is needed {needs}; install the {extra} extra "
+          f"(pip install -e '.[{extra}]'{setup})")

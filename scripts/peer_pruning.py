@@ -51,12 +51,16 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
 import ml_collections  # noqa: E402
-import torch  # noqa: E402
-import torch_pruning as tp  # noqa: E402
 
 from compactkd_jax import artifacts, cost, data, export_torch, files, sweep, train  # noqa: E402
-from compactkd_jax.errors import UserError  # noqa: E402
-from torch_baseline import finetune, models as tm  # noqa: E402
+from compactkd_jax.errors import UserError, missing_extra  # noqa: E402
+
+try:  # PyTorch and Torch-Pruning come with the test extra, not with the quickstart's setup
+  import torch  # noqa: E402
+  import torch_pruning as tp  # noqa: E402
+  from torch_baseline import finetune, models as tm  # noqa: E402
+except ModuleNotFoundError as e:
+  raise SystemExit(missing_extra(e, "to prune the teacher")) from None
 
 PEER_DIR = "peer_pruning"
 VARIANTS = ("uniform", "global")

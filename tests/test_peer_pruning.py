@@ -156,3 +156,14 @@ def test_ours_from_a_sweep_summary_must_have_the_workdirs_plan(tmp_path):
   assert proc.returncode != 0 and "Traceback" not in proc.stderr
   assert "cannot reach 10,000 MACs" in proc.stderr.strip().splitlines()[-1]
   assert not os.path.exists(os.path.join(workdir, peer_pruning.PEER_DIR, "ours.json"))
+
+
+def test_without_torch_pruning_installed_is_one_line(tmp_path):
+  """The quickstart's setup has no PyTorch: the peer says which extra to install, no traceback."""
+  (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['torch_pruning'] = None\n")
+  env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+  proc = run_python(["scripts/peer_pruning.py", "--workdir", str(tmp_path)], extra_env=env)
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+  assert proc.stderr.strip().splitlines()[-1] == (
+      "error: torch_pruning is needed to prune the teacher; install the test extra "
+      "(pip install -e '.[test]', or bash scripts/setup.sh --test)")
