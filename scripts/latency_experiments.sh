@@ -19,14 +19,14 @@ $PY -m compactkd_jax.main --config configs/reproduce_fashion_mnist.py:mobilenet_
   $SHORT --config.teacher.train.epochs=1 --config.distill.train.epochs=0.25 --config.finetune.train.epochs=0.5 > runs/lat_mb_flops.log 2>&1
 # MobileNetV2, latency 50% on ONNX Runtime: the same teacher and distillation.
 mkdir -p runs/lat_mb_latency/checkpoints
-cp -r runs/lat_mb_flops/{config.json,teacher,distill,scores.json} runs/lat_mb_latency/
+cp -r runs/lat_mb_flops/{config.json,teacher,distill} runs/lat_mb_latency/
 cp -r runs/lat_mb_flops/checkpoints/{teacher,distill} runs/lat_mb_latency/checkpoints/
 $PY -m compactkd_jax.main --config configs/reproduce_fashion_mnist.py:mobilenet_v2 --workdir runs/lat_mb_latency \
   $SHORT --config.teacher.train.epochs=1 --config.distill.train.epochs=0.25 --config.finetune.train.epochs=0.5 \
   --config.select.metric=latency --config.select.budget=0.5 > runs/lat_mb_latency.log 2>&1
 # ResNet-56 under a latency budget of 50%: the same teacher and distillation as above.
 mkdir -p runs/lat_r56_latency/checkpoints
-cp -r runs/lat_r56_flops/{config.json,teacher,distill,scores.json} runs/lat_r56_latency/
+cp -r runs/lat_r56_flops/{config.json,teacher,distill} runs/lat_r56_latency/
 cp -r runs/lat_r56_flops/checkpoints/{teacher,distill} runs/lat_r56_latency/checkpoints/
 $PY -m compactkd_jax.main --config configs/reproduce_fashion_mnist.py:resnet56 --workdir runs/lat_r56_latency \
   $SHORT --config.teacher.train.epochs=1 --config.distill.train.epochs=0.25 --config.finetune.train.epochs=0.5 \

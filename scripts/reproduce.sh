@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The reproduction table: for each seed, one teacher and one block-wise distillation, then every
 # budget from them (each budget's workdir starts as a copy of the finished teacher and distill
-# phases and their scores.json, so they are not recomputed), then results/fashion_mnist.{md,json}.
+# phases, distill/scores.json included, so they are not recomputed), then results/fashion_mnist.{md,json}.
 # Usage: bash scripts/reproduce.sh [teacher] [seeds] [budgets] [runs dir]
 #   e.g. bash scripts/reproduce.sh resnet56 "0 1" "flops:0.5 flops:0.25"
 #        bash scripts/reproduce.sh mobilenet_v2 "0 1" "flops:0.5 flops:0.25 params:0.1923"
@@ -25,7 +25,7 @@ for seed in $SEEDS; do
     workdir="$RUNS/$TEACHER/seed$seed/${metric}_$fraction"
     if [ ! -d "$workdir" ]; then
       mkdir -p "$workdir.tmp"
-      cp -r "$base/config.json" "$base/teacher" "$base/distill" "$base/scores.json" "$workdir.tmp/"
+      cp -r "$base/config.json" "$base/teacher" "$base/distill" "$workdir.tmp/"
       mv "$workdir.tmp" "$workdir"
     fi
     # One budget failing (say, infeasible for the menu) does not stop the others.

@@ -12,9 +12,9 @@
 #   3. The ResNet-56 teacher (width 0.25) trained to a plateau: configs/resnet56_teacher.py, pinned
 #      to the other core beside step 2 (committed as teachers/fashion_mnist_resnet56_w0.25).
 #   4. The ResNet-56 sweep: the same recipe from that teacher, seeds 0 and 1, 50% and 25% MACs;
-#      summary: results/tradeoff_resnet56_8ep.md. Seed 0 ran alone up to its fine-tunes; its
-#      baselines (priced side by side, so a load does not bias their steps) ran pinned to core 0
-#      beside step 5.
+#      summary: results/tradeoff_resnet56_8ep.md. The seeds run one after the other pinned to core 0,
+#      beside step 5 on core 1 (when it was measured, seed 0 ran alone up to its fine-tunes); the
+#      baselines are priced side by side, so the other core's job does not bias their steps.
 #   5. Menu ablation, why Torch-Pruning wins at 50% (results/peer_resnet20_8ep.md): step 1's recipe
 #      with "inner" candidates added to the menu (a basic block narrowed only between its two 3x3
 #      convs, inherited: the block structured pruning leaves), seeds 0 and 1, up to the fine-tune,
@@ -168,6 +168,10 @@ for seed in 0 1; do
 done
 wait
 $PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet56_8ep runs/r56_sweep8_s0 runs/r56_sweep8_s1
+for seed in 0 1; do  # step 6 reads these results.json (its --ours)
+  keep_runs tradeoff_resnet56_8ep $seed runs/r56_sweep8_s$seed 0.5 0.25
+  cp runs/r56_sweep8_s$seed/report.md results/tradeoff_resnet56_8ep_runs/seed$seed/sweep_report.md
+done
 $PY scripts/summarize_menu_ablation.py --out results/inner_ablation_resnet20_8ep --label "slim + inner" \
   --control runs/sweep8_s0,runs/sweep8_s1 --variant runs/inner8_s0,runs/inner8_s1 \
   --command "scripts/tradeoff_experiments.sh steps 1, 2 and 5"
@@ -360,8 +364,9 @@ wait
 $PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet20_inner_7535_8ep \
   --command "scripts/tradeoff_experiments.sh step 15" runs/r20_inner7535_s0 runs/r20_inner7535_s1 \
   --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued), the quickstart recipe with distill and refine 0.1 epoch, the slim + inner menu, an 8-epoch fine-tune with KD alpha 0.5; baselines trained on each student's own architecture at equal total cost."
-for seed in 0 1; do
-  keep_runs tradeoff_resnet20_inner_7535_8ep $seed runs/r20_inner7535_s$seed
+for seed in 0 1; do  # only 75% finished in these workdirs: named for it (step 20 reads it)
+  keep_runs tradeoff_resnet20_inner_7535_8ep $seed runs/r20_inner7535_s$seed 0.75
+  mv results/tradeoff_resnet20_inner_7535_8ep_runs/seed$seed/results{,_macs_0.75}.json
 done
 # 16. The 50% target, a finer menu (details at the top).
 EIGHTHS="--config.distill.candidates=('keep','slim_0.25','slim_0.5','slim_0.75','inner_0.25','inner_0.375','inner_0.5','inner_0.625','inner_0.75','inner_0.875','skip')"
@@ -421,6 +426,11 @@ for seed in 0 1; do
     --config.baselines.train.epochs=25 --config.baselines.train.eval_every_steps=429
 done
 wait
+for seed in 0 1; do  # the table is read from the logs' eval lines and these results
+  mkdir -p results/capacity_resnet20_50_runs/seed$seed
+  cp runs/r20_cap50_s$seed/budget_macs_0.5/baseline_scratch/result.json \
+    results/capacity_resnet20_50_runs/seed$seed/scratch_25ep_result.json
+done
 # 22. The uniform student at half the MACs, ours and its architecture's capacity (details at the top).
 for seed in 0 1; do
   uni=runs/r20_uni50_s$seed
@@ -434,6 +444,13 @@ for seed in 0 1; do
     --config.baselines.train.eval_every_steps=429
 done
 wait
+# One budget folder's results.json and report.md, kept as results/uniform_resnet20_50_runs/seed<seed>/<prefix>*.
+keep_budget() {  # seed workdir budget [prefix]
+  local out=results/uniform_resnet20_50_runs/seed$1
+  mkdir -p $out && cp $2/budget_macs_$3/results.json $out/${4:-}results_macs_$3.json
+  cp $2/budget_macs_$3/report.md $out/${4:-}report_macs_$3.md
+}
+for seed in 0 1; do keep_budget $seed runs/r20_uni50_s$seed 0.51; done
 # 23. Seed 2 of steps 19 and 22's students (details at the top).
 CORE=0 r20_inner 2 "(0.5,)" r20_inner50 "'teacher','distill'" ""
 wait
@@ -442,6 +459,8 @@ CORE=0 r20_inner 2 "(0.5,)" r20_inner50 "'teacher','distill','select','refine','
 CORE=1 r20_inner 2 "(0.51,)" r20_uni50 "'teacher','distill','select','refine','finetune','report'" "" \
   --config.select.uniform=inner_0.5
 wait
+keep_budget 2 runs/r20_uni50_s2 0.51
+keep_budget 2 runs/r20_inner50_s2 0.5 selected_
 # 24. ResNet-56 at 75% and 35% MACs (details at the top).
 for seed in 0 1; do
   taskset -c $seed $PY -m compactkd_jax.main --config configs/quickstart.py \
