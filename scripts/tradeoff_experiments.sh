@@ -130,6 +130,12 @@ keep_runs() {  # name seed workdir [budget...]
   mkdir -p $out && cp $3/results.json $out/
   for b in "${@:4}"; do cp $3/budget_macs_$b/report.md $out/report_macs_$b.md; done
 }
+# One budget folder's results.json and report.md, as results/<name>_runs/seed<seed>/<prefix>*_macs_<budget>.*.
+keep_budget() {  # name seed workdir budget [prefix]
+  local out=results/$1_runs/seed$2
+  mkdir -p $out && cp $3/budget_macs_$4/results.json $out/${5:-}results_macs_$4.json
+  cp $3/budget_macs_$4/report.md $out/${5:-}report_macs_$4.md
+}
 # The distill and refine lengths of the quickstart config when these ran (it has moved to 0.05 since:
 # results/ablation_length.md), pinned so that a rerun reproduces the committed numbers.
 RECIPE=(--config.distill.train.epochs=0.1 --config.refine.train.epochs=0.1)
@@ -364,9 +370,8 @@ wait
 $PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet20_inner_7535_8ep \
   --command "scripts/tradeoff_experiments.sh step 15" runs/r20_inner7535_s0 runs/r20_inner7535_s1 \
   --note "ResNet-20 w0.5 teacher (committed, 25 epochs, plateaued), the quickstart recipe with distill and refine 0.1 epoch, the slim + inner menu, an 8-epoch fine-tune with KD alpha 0.5; baselines trained on each student's own architecture at equal total cost."
-for seed in 0 1; do  # only 75% finished in these workdirs: named for it (step 20 reads it)
-  keep_runs tradeoff_resnet20_inner_7535_8ep $seed runs/r20_inner7535_s$seed 0.75
-  mv results/tradeoff_resnet20_inner_7535_8ep_runs/seed$seed/results{,_macs_0.75}.json
+for seed in 0 1; do  # only 75% finished in these workdirs: its folder's results (step 20 reads them)
+  keep_budget tradeoff_resnet20_inner_7535_8ep $seed runs/r20_inner7535_s$seed 0.75
 done
 # 16. The 50% target, a finer menu (details at the top).
 EIGHTHS="--config.distill.candidates=('keep','slim_0.25','slim_0.5','slim_0.75','inner_0.25','inner_0.375','inner_0.5','inner_0.625','inner_0.75','inner_0.875','skip')"
@@ -444,13 +449,7 @@ for seed in 0 1; do
     --config.baselines.train.eval_every_steps=429
 done
 wait
-# One budget folder's results.json and report.md, kept as results/uniform_resnet20_50_runs/seed<seed>/<prefix>*.
-keep_budget() {  # seed workdir budget [prefix]
-  local out=results/uniform_resnet20_50_runs/seed$1
-  mkdir -p $out && cp $2/budget_macs_$3/results.json $out/${4:-}results_macs_$3.json
-  cp $2/budget_macs_$3/report.md $out/${4:-}report_macs_$3.md
-}
-for seed in 0 1; do keep_budget $seed runs/r20_uni50_s$seed 0.51; done
+for seed in 0 1; do keep_budget uniform_resnet20_50 $seed runs/r20_uni50_s$seed 0.51; done
 # 23. Seed 2 of steps 19 and 22's students (details at the top).
 CORE=0 r20_inner 2 "(0.5,)" r20_inner50 "'teacher','distill'" ""
 wait
@@ -459,8 +458,8 @@ CORE=0 r20_inner 2 "(0.5,)" r20_inner50 "'teacher','distill','select','refine','
 CORE=1 r20_inner 2 "(0.51,)" r20_uni50 "'teacher','distill','select','refine','finetune','report'" "" \
   --config.select.uniform=inner_0.5
 wait
-keep_budget 2 runs/r20_uni50_s2 0.51
-keep_budget 2 runs/r20_inner50_s2 0.5 selected_
+keep_budget uniform_resnet20_50 2 runs/r20_uni50_s2 0.51
+keep_budget uniform_resnet20_50 2 runs/r20_inner50_s2 0.5 selected_
 # 24. ResNet-56 at 75% and 35% MACs (details at the top).
 for seed in 0 1; do
   taskset -c $seed $PY -m compactkd_jax.main --config configs/quickstart.py \
