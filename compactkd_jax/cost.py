@@ -2,7 +2,8 @@
 
 - flops: `jax.jit(f).lower(...).cost_analysis()["flops"]` at batch 1 (2 per multiply-add, in-image
   kernel taps only, elementwise ops included). The lowered analysis, not the compiled one: the
-  compiled one is per device and backend-specific.
+  compiled one is per device and backend-specific. Where the backend analyses no lowered module
+  (jax 0.11's GPU plugin), the same module is lowered for the CPU client and counted there.
 - macs: the full-kernel multiply-accumulates of every convolution and matmul, read off the jaxpr,
   i.e. what compression papers call "FLOPs" (ResNet-56 on 32x32: 125.5M).
 - Depthwise convolutions are counted as convolutions on every backend, though CPUs run them as
@@ -29,10 +30,28 @@ from compactkd_jax.models.net import BlockNet, LayerSpec
 
 def xla_flops(fn: Callable, *args) -> float:
   with layers.depthwise_as_convolution():  # a fresh function: no trace cached in another form
-    analysis = jax.jit(lambda *a: fn(*a)).lower(*args).cost_analysis()
+    lowered = jax.jit(lambda *a: fn(*a)).lower(*args)
+    analysis = lowered.cost_analysis()
+    if analysis is None:
+      # jax 0.11's GPU plugin analyses no lowered module (Lowered.cost_analysis is None there):
+      # the same module lowered for the CPU client, else the compiled module's own count.
+      analysis = cpu_lowered_cost_analysis(fn, *args) or lowered.compile().cost_analysis()
   if isinstance(analysis, (list, tuple)):  # older JAX returned one dict per device
-    analysis = analysis[0]
-  return float(analysis.get("flops", 0.0))
+    analysis = analysis[0] if analysis else None
+  return float(analysis.get("flops", math.nan)) if analysis else math.nan
+
+
+def cpu_lowered_cost_analysis(fn: Callable, *args) -> dict | None:
+  """The lowered module's cost analysis as the CPU client counts it (the count every CPU run
+  reports), from abstract arguments placed on the CPU: arrays that live on an accelerator need no
+  copy. None where that lowering fails, e.g. for a step that constrains to an accelerator mesh."""
+  try:
+    cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+    dtype = lambda a: a.dtype if hasattr(a, "dtype") else jnp.result_type(a)
+    specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), dtype(a), sharding=cpu), args)
+    return jax.jit(lambda *a: fn(*a)).lower(*specs).cost_analysis()
+  except Exception:  # any lowering error: the caller falls back to the compiled module
+    return None
 
 
 def jaxpr_macs(fn: Callable, *args) -> int:

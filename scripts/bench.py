@@ -33,7 +33,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,7 +62,9 @@ def parse_args(argv=None):
   p.add_argument("--batch", type=int, default=128)
   p.add_argument("--steps", type=int, default=10, help="timed steps for (a) and (b)")
   p.add_argument("--warmup", type=int, default=2, help="untimed steps after the first call")
-  p.add_argument("--epoch_batches", type=int, default=10, help="N, the batches of (c)'s epoch")
+  p.add_argument("--epoch_batches", type=int, default=10,
+                 help="N, the batches of (c)'s epoch; 0 skips (c), whose sequential side "
+                      "compiles one step per block (minutes on a GPU for ResNet-56)")
   p.add_argument("--candidates", default=CPU_CANDIDATES,
                  help="comma-separated candidate names, or 'all' for the full menu")
   p.add_argument("--skip_torch_compile", action="store_true")
@@ -393,6 +394,8 @@ def bench_distill(args, net, teacher_vars, batches, mesh, device, sync):
 
   # (c) an epoch of N batches: sequential (per block, teacher prefix re-run per batch) vs parallel.
   n = args.epoch_batches
+  if n == 0:
+    return [row_b], losses, n_cands
   blocks = [b for b, _ in plan.menus]
   seq_states, seq_steps, flops_seq, seq_compile = {}, {}, 0.0, 0.0  # flops: one batch, all blocks
   for b in blocks:
@@ -517,10 +520,17 @@ def main(argv=None):
   with form:  # the JAX steps are traced inside: their depthwise convs take this form
     print("(a) teacher step ...", flush=True)
     row_a, losses_a, teacher_vars = bench_teacher(args, net, batches, mesh, torch_device, sync)
+    # (a)'s table is written now, so a run cut during (b)'s compiles still leaves it.
+    write_report(args, [row_a], losses_a, {}, "?", peak, net, start, load_start, torch_device)
     print("(b), (c) distillation ...", flush=True)
     rows_bc, losses_b, n_cands = bench_distill(args, net, teacher_vars, batches, mesh,
                                                torch_device, sync)
-  rows = [row_a, *rows_bc]
+  write_report(args, [row_a, *rows_bc], losses_a, losses_b, n_cands, peak, net, start,
+               load_start, torch_device)
+
+
+def write_report(args, rows, losses_a, losses_b, n_cands, peak, net, start, load_start,
+                 torch_device):
   fwd = cost.module_costs(net, args.image_shape)["flops"]
   machine = machine_name(args)
   out = args.out or os.path.join(REPO, "results", f"bench_{machine}.md")
@@ -560,9 +570,7 @@ def main(argv=None):
       "",
       table(rows),
       "",
-      f"Parallel / sequential epoch speedup: JAX {speed('jax')}, PyTorch eager {speed('eager')} "
-      f"(sequential re-runs the teacher prefix once per block per batch: "
-      f"{rows[2]['flops'] / rows[3]['flops']:.2f}x the XLA FLOPs of the parallel epoch).",
+      *epoch_speedup_line(rows, speed),
       "",
       f"Peak {'bfloat16' if args.precision == 'bf16' else 'float32'} matmul ({peak['n']}^3, best "
       f"of 10): jnp.dot {peak['jax'] / 1e9:.1f} GFLOP/s, "
@@ -575,13 +583,21 @@ def main(argv=None):
       *mfu_lines(rows, best_peak, args.batch),
       "",
       f"Check, first-step loss from the same weights and batch: (a) {fmt_losses(losses_a)}; "
-      f"(b) {fmt_losses(losses_b)}.",
+      f"(b) {fmt_losses(losses_b) or 'not measured yet'}.",
       ""])
   print(text)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   with open(out, "w") as f:
     f.write(text)
   print(f"wrote {out}")
+
+
+def epoch_speedup_line(rows, speed) -> list[str]:
+  if len(rows) < 4:
+    return ["(c), the sequential against the parallel epoch, skipped (--epoch_batches 0)."]
+  return [f"Parallel / sequential epoch speedup: JAX {speed('jax')}, PyTorch eager "
+          f"{speed('eager')} (sequential re-runs the teacher prefix once per block per batch: "
+          f"{rows[2]['flops'] / rows[3]['flops']:.2f}x the XLA FLOPs of the parallel epoch)."]
 
 
 def _depthwise_words(form: str) -> str:

@@ -116,6 +116,51 @@ def test_jaxpr_macs_counts_nested_jaxprs():
   assert cost.jaxpr_macs(nested, variables, x) == 2 * 5 * 7
 
 
+def _gradient_step_and_args():
+  net = get_model("resnet20", 10, width=0.25)
+  x = jnp.zeros((4, 28, 28, 1))
+  variables = net.init(jax.random.key(0), x, train=False)
+
+  def step(variables, x, key):
+    noise = jax.random.normal(key, x.shape)
+    loss = lambda p: sum(o.sum() for o in jax.tree.leaves(
+        net.apply({**variables, "params": p}, x + noise, train=False)))
+    return jax.grad(loss)(variables["params"])
+
+  return step, (variables, x, jax.random.key(1))
+
+
+def test_cpu_lowered_analysis_counts_what_the_default_lowering_counts():
+  """The fallback for backends whose lowered module has no cost analysis lowers the same function
+  for the CPU client from abstract arguments: on CPU both routes count the same FLOPs, for a
+  gradient step that takes a PRNG key and a variables pytree."""
+  step, args = _gradient_step_and_args()
+  default = jax.jit(step).lower(*args).cost_analysis()
+  assert cost.cpu_lowered_cost_analysis(step, *args)["flops"] == default["flops"] > 0
+
+
+@pytest.mark.parametrize("cpu_route", [True, False])
+def test_xla_flops_without_a_lowered_analysis(monkeypatch, cpu_route):
+  """jax 0.11's GPU plugin returns None for Lowered.cost_analysis (seen on an H200): xla_flops
+  then counts through the CPU lowering (the same count), and where that fails through the compiled
+  module (its own count)."""
+  step, args = _gradient_step_and_args()
+  direct = cost.xla_flops(step, *args)
+  # The first lowering (on the default device) answers None, as the GPU plugin does; the CPU
+  # lowering after it answers as the CPU client does.
+  real, calls = jax.stages.Lowered.cost_analysis, []
+  monkeypatch.setattr(jax.stages.Lowered, "cost_analysis",
+                      lambda self: real(self) if calls.append(1) or len(calls) > 1 else None)
+  if not cpu_route:
+    monkeypatch.setattr(cost, "cpu_lowered_cost_analysis", lambda *a: None)
+  got = cost.xla_flops(step, *args)
+  if cpu_route:
+    assert got == direct
+  else:  # the compiled count: after XLA's passes, ~9% above the lowered one for this step
+    compiled = jax.jit(step).lower(*args).compile().cost_analysis()["flops"]
+    assert got == compiled and abs(got - direct) <= 0.15 * direct
+
+
 def test_cli_prints_json_totals():
   proc = run_python(["-m", "compactkd_jax.cost", "--model", "resnet20"], timeout=120)
   assert proc.returncode == 0, proc.stderr[-2000:]

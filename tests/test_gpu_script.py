@@ -3,6 +3,7 @@ benchmark (bf16) and the reproduction run end to end at tiny sizes and leave the
 in the output folder, so the script cannot rot between GPU sessions."""
 import os
 import subprocess
+import tarfile
 
 import pytest
 
@@ -11,16 +12,20 @@ from conftest import REPO_ROOT
 
 @pytest.mark.slow  # ~13 minutes on 2 cores: a ResNet-56 sweep, bench and baselines
 def test_gpu_script_smoke(tmp_path, fmnist_dir):
-  env = dict(os.environ, OUT=str(tmp_path / "out"), BENCH_TIMEOUT="400", REPRO_TIMEOUT="600")
+  env = dict(os.environ, OUT=str(tmp_path / "out"), WORK=str(tmp_path / "work"), DEADLINE="1400")
   proc = subprocess.run(["bash", "scripts/gpu/run.sh", "--smoke"], cwd=REPO_ROOT, env=env,
                         capture_output=True, text=True, timeout=1500)
-  out = tmp_path / "out"
-  logs = "".join((out / f).read_text()[-1500:] for f in ("failures.txt", "repro.log")
-                 if (out / f).exists())
+  out, work = tmp_path / "out", tmp_path / "work"
+  logs = "".join((work / f).read_text()[-1500:] for f in ("failures.txt", "repro.log")
+                 if (work / f).exists())
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:] + logs
-  for name in ("bench_smoke_bf16.md", "fashion_mnist_h200.md"):
-    assert (out / name).exists(), name
-  assert "precision: bf16" in (out / "bench_smoke_bf16.md").read_text()
+  # What the device tool brings back: at most 8 files, the small outputs packed in one.
+  assert sorted(p.name for p in out.iterdir()) == [
+      "bench_h200.md", "fashion_mnist_h200.md", "gpu_out.tar.gz"]
+  assert "precision: bf16" in (out / "bench_h200.md").read_text()
   summary = (out / "fashion_mnist_h200.md").read_text()  # the sweep's summary over both budgets
   assert "budget sweep" in summary and "tradeoff.png" in summary, summary[:500]
-  assert (out / "repro" / "budget_macs_0.25" / "report.md").exists()
+  with tarfile.open(out / "gpu_out.tar.gz") as tar:
+    packed = tar.getnames()
+  assert "./repro/budget_macs_0.25/report.md" in packed and "./bench_smoke_bf16.md" in packed
+  assert not [n for n in packed if "checkpoints" in n], "checkpoints are not brought back"

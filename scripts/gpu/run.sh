@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
 # Run THERE (the GPU machine: no network; gpu_carry/ from prepare.sh travels with the tree):
-#   bash scripts/gpu/run.sh            # < 9 minutes on one H200; tables into $OUT as they finish
+#   bash scripts/gpu/run.sh            # one H200, inside DEADLINE seconds (default 540)
 #   bash scripts/gpu/run.sh --smoke    # the same script on CPU, tiny sizes (tests/test_gpu_script.py)
-# 1. installs the carried wheels that are not importable there (into gpu_carry/site);
+# 1. installs the carried wheels of the modules that are not importable there (into gpu_carry/site);
 # 2. benchmarks, JAX against PyTorch eager and torch.compile side by side (scripts/bench.py):
-#    ResNet-56 and MobileNetV2 at width 1.0, batch 256, f32 and bf16 (PyTorch: AMP bf16,
-#    channels_last), plus MobileNetV2's depthwise convolutions as shifted sums against the grouped
-#    convolution (the form is chosen per backend by this measurement);
-# 3. reproduces at full width (configs/gpu_fashion_mnist_resnet56.py): a ResNet-56 teacher, budgets
-#    50% and 25% MACs, ours against scratch and Hinton KD at equal total cost.
-# A killed run still leaves every table that finished in $OUT.
+#    ResNet-56 at width 1.0, batch 256, f32 and bf16 (PyTorch: AMP bf16, channels_last), then
+#    MobileNetV2's depthwise convolutions as grouped convolutions against shifted sums (the form
+#    is chosen per backend by this measurement);
+# 3. unless SKIP_REPRO=1, reproduces at full width (configs/gpu_fashion_mnist_resnet56.py) with the time that is left: a
+#    ResNet-56 teacher, budgets 50% and 25% MACs, ours against scratch and Hinton KD at equal total
+#    cost. Its log keeps steps/s and ETAs, so a run cut by the deadline still says what it needs.
+# Every stage gets at most the time left before DEADLINE; after each, the small outputs (tables,
+# logs, results, TensorBoard events; no checkpoints) are packed into $OUT/gpu_out.tar.gz, so a run
+# cut anywhere returns what finished. $OUT holds only that and the three summaries (the device
+# tool brings back at most 8 files); the work folders are under $WORK.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
+START=$SECONDS
+DEADLINE=${DEADLINE:-540}
 OUT=${OUT:-runs/gpu_out}
-mkdir -p "$OUT"
+WORK=${WORK:-runs/gpu_work}
+mkdir -p "$OUT" "$WORK"
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && [ "$SMOKE" = 1 ] && PY=.venv/bin/python
 export PYTHONPATH="$PWD/gpu_carry/site:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -23,23 +30,46 @@ export TF_CPP_MIN_LOG_LEVEL=2
 DATA=/usr/share/datasets/fashion-mnist
 [ -d gpu_carry/data ] && DATA="$PWD/gpu_carry/data"
 
-for module in clu ml_collections yaml wrapt matplotlib; do
+left() { echo $(( DEADLINE - (SECONDS - START) )); }
+# A stage's limit: its own cap, or what is left before the deadline less 15 s for packing.
+limit() { local l=$(( $(left) - 15 )); (( l < $1 )) && echo "$l" || echo "$1"; }
+fail() { echo "$*" | tee -a "$WORK/failures.txt"; }
+pack() {  # the small outputs, into one file of $OUT
+  tar -czf "$OUT/gpu_out.tar.gz" --exclude=checkpoints --exclude=chosen --exclude='*.jax_export' \
+    --exclude='variables' -C "$WORK" . 2>/dev/null
+  cat "$WORK"/bench_*.md > "$OUT/bench_h200.md" 2>/dev/null
+  cp "$WORK/repro/report.md" "$OUT/fashion_mnist_h200.md" 2>/dev/null
+  cp "$WORK/failures.txt" "$OUT/" 2>/dev/null
+  return 0
+}
+
+# Carried wheels, each installed only where its module is missing (the machine has the rest).
+for pair in clu:clu ml_collections:ml_collections; do
+  module=${pair%%:*} wheel=${pair##*:}
   if ! "$PY" -c "import $module" 2>/dev/null && [ -d gpu_carry/wheels ]; then
-    "$PY" -m pip install -q --no-index --no-deps --target gpu_carry/site gpu_carry/wheels/*.whl
-    break
+    "$PY" -m pip install -q --no-index --no-deps --target gpu_carry/site \
+      gpu_carry/wheels/"$wheel"-*.whl || fail "could not install $wheel"
   fi
 done
-"$PY" -c "import jax; print('devices:', jax.devices())" | tee "$OUT/devices.txt"
+"$PY" -c "import jax, flax, optax, orbax.checkpoint, clu, ml_collections, torch
+print('devices:', jax.devices()); print('jax', jax.__version__, 'flax', flax.__version__,
+      'optax', optax.__version__, 'torch', torch.__version__, 'cuda', torch.cuda.is_available())" \
+  2>&1 | tee "$WORK/devices.txt"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$WORK/devices.txt" 2>&1
 
-bench() {  # name, then bench.py flags
-  local name=$1; shift
-  timeout "${BENCH_TIMEOUT:-150}" "$PY" scripts/bench.py --data_dir "$DATA" --machine h200 \
-    --out "$OUT/bench_$name.md" "$@" > "$OUT/bench_$name.log" 2>&1 \
-    || echo "bench $name failed or timed out (see bench_$name.log)" | tee -a "$OUT/failures.txt"
+bench() {  # name, cap in seconds, then bench.py flags
+  local name=$1 cap=$2; shift 2
+  local t; t=$(limit "$cap")
+  if (( t < 20 )); then fail "bench $name skipped: the deadline is near"; return; fi
+  echo "[$(( SECONDS - START )) s] bench $name (limit $t s)"
+  timeout "$t" "$PY" scripts/bench.py --data_dir "$DATA" --machine h200 \
+    --out "$WORK/bench_$name.md" "$@" > "$WORK/bench_$name.log" 2>&1 \
+    || fail "bench $name failed or timed out (see bench_$name.log)"
+  pack
 }
 if [ "$SMOKE" = 1 ]; then
   # bf16 only: the f32 steps are the same code with the casts as no-ops.
-  bench smoke_bf16 --tiny --skip_torch_compile --steps 2 --epoch_batches 2 --precision bf16
+  bench smoke_bf16 400 --tiny --skip_torch_compile --steps 2 --epoch_batches 2 --precision bf16
   REPRO=(--config.data.train_limit=1000 --config.data.validation_size=200
          --config.data.test_limit=200 --config.teacher.options.width=0.125
          --config.teacher.train.steps=6 --config.distill.train.steps=4 --config.refine.train.steps=2
@@ -52,20 +82,28 @@ if [ "$SMOKE" = 1 ]; then
             --config.$s.train.checkpoint_every_steps=4)
   done
 else
-  for model in resnet56 mobilenet_v2; do
-    for precision in f32 bf16; do
-      bench "${model}_$precision" --model "$model" --width 1.0 --batch 256 --steps 20 \
-        --warmup 3 --epoch_batches 5 --candidates all --precision "$precision" --channels_last
-    done
+  # (c), the sequential epoch, compiles one step per block: minutes for ResNet-56, so skipped.
+  # The distillation step trains bench.py's default menu (keep, slim_*, skip); the last bench
+  # times JAX alone on the full menu (dwsep and ir_* too), whose compile is the longer one.
+  GPU=(--width 1.0 --batch 256 --steps 20 --warmup 3 --epoch_batches 0 --channels_last)
+  bench resnet56_f32 120 --model resnet56 "${GPU[@]}" --precision f32
+  bench resnet56_bf16 110 --model resnet56 "${GPU[@]}" --precision bf16
+  for form in convolution shifts; do
+    bench "mobilenet_v2_bf16_$form" 60 --model mobilenet_v2 "${GPU[@]}" --precision bf16 \
+      --skip_torch_compile --depthwise_form "$form"
   done
-  bench mobilenet_v2_shifts --model mobilenet_v2 --width 1.0 --batch 256 --steps 20 --warmup 3 \
-    --epoch_batches 5 --skip_torch_compile --depthwise_form shifts
+  bench resnet56_f32_full_menu 150 --model resnet56 "${GPU[@]}" --precision f32 \
+    --candidates all --skip_torch_compile
   REPRO=()
 fi
-timeout "${REPRO_TIMEOUT:-400}" "$PY" -m compactkd_jax.main \
-  --config configs/gpu_fashion_mnist_resnet56.py --workdir "$OUT/repro" \
-  --config.data.data_dir="$DATA" "${REPRO[@]}" > "$OUT/repro.log" 2>&1 \
-  || echo "reproduction failed or timed out (see repro.log)" | tee -a "$OUT/failures.txt"
-cp "$OUT"/repro/report.md "$OUT/fashion_mnist_h200.md" 2>/dev/null
+[ "${SKIP_REPRO:-0}" = 1 ] && { pack; ls "$OUT"; exit 0; }
+t=$(limit 100000)
+echo "[$(( SECONDS - START )) s] reproduction (limit $t s)"
+timeout "$t" "$PY" -m compactkd_jax.main \
+  --config configs/gpu_fashion_mnist_resnet56.py --workdir "$WORK/repro" \
+  --config.data.data_dir="$DATA" "${REPRO[@]}" > "$WORK/repro.log" 2>&1 \
+  || fail "reproduction failed or stopped at the deadline (see repro.log)"
+pack
+echo "[$(( SECONDS - START )) s] done"
 ls "$OUT"
-[ ! -f "$OUT/failures.txt" ]
+[ ! -f "$WORK/failures.txt" ]
