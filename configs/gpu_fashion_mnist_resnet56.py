@@ -1,13 +1,15 @@
 """Full-width ResNet-56 on the full Fashion-MNIST, sized for one GPU inside scripts/gpu/run.sh's
 few minutes: a teacher trained to its plateau (30 epochs, validation checked every epoch), the
-full candidate menu (depthwise candidates are cheap on a GPU), budgets 50% and 25% of the MACs,
+slim + inner menu (the one chosen on validation for ResNet-56 on the CPU,
+results/inner_ablation_resnet56_8ep.md; its parallel step compiles in 36 s on the 2-core CPU at
+this width, the full menu's with depthwise candidates in 99 s), budgets 50% and 25% of the MACs,
 and ours against scratch and Hinton KD at equal total cost.
 
   python -m compactkd_jax.main --config configs/gpu_fashion_mnist_resnet56.py --workdir runs/gpu_r56
 
 Measured on one H200 (results/h200_first_run.md): the teacher phase 126 s (validation 94.28%);
-the distillation over the full menu had not logged its 50th step after 290 s more, so the whole
-run does not yet fit one device call. On the 2-core CPU, hours.
+the distillation over the full menu (this config's menu then) had not logged its 50th step after
+290 s more. The rest has not run on a GPU yet. On the 2-core CPU, hours.
 """
 from compactkd_jax.config import PHASES, default_config
 
@@ -20,6 +22,8 @@ def get_config():
   c.teacher.train.batch_size = 256
   c.teacher.train.learning_rate = 0.2
   c.teacher.train.eval_every_steps = 215  # about an epoch: the curve shows the plateau
+  c.distill.candidates = ("keep", "slim_0.25", "slim_0.5", "slim_0.75", "inner_0.25", "inner_0.5",
+                          "inner_0.75", "skip")
   c.distill.train.epochs = 2
   c.distill.train.batch_size = 256
   c.refine.train.epochs = 0.2
