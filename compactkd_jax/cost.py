@@ -35,10 +35,14 @@ def xla_flops(fn: Callable, *args) -> float:
     if analysis is None:
       # jax 0.11's GPU plugin analyses no lowered module (Lowered.cost_analysis is None there):
       # the same module lowered for the CPU client, else the compiled module's own count.
-      analysis = cpu_lowered_cost_analysis(fn, *args) or lowered.compile().cost_analysis()
+      analysis = cpu_lowered_cost_analysis(fn, *args)
+      if analysis is None:
+        analysis = lowered.compile().cost_analysis()
   if isinstance(analysis, (list, tuple)):  # older JAX returned one dict per device
     analysis = analysis[0] if analysis else None
-  return float(analysis.get("flops", math.nan)) if analysis else math.nan
+  if analysis is None:
+    return math.nan
+  return float(analysis.get("flops", 0.0))  # no "flops" key: no arithmetic (an identity block)
 
 
 def cpu_lowered_cost_analysis(fn: Callable, *args) -> dict | None:

@@ -161,6 +161,12 @@ def test_xla_flops_without_a_lowered_analysis(monkeypatch, cpu_route):
     assert got == compiled and abs(got - direct) <= 0.15 * direct
 
 
+def test_xla_flops_of_an_identity_is_zero():
+  """A block with no arithmetic (the `skip` candidate) has no "flops" key in XLA's analysis: it
+  costs 0, not NaN (scores.json refuses non-finite costs)."""
+  assert cost.xla_flops(lambda x: x, jnp.zeros((2, 3))) == 0.0
+
+
 def test_cli_prints_json_totals():
   proc = run_python(["-m", "compactkd_jax.cost", "--model", "resnet20"], timeout=120)
   assert proc.returncode == 0, proc.stderr[-2000:]

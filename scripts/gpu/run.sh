@@ -7,13 +7,15 @@
 #    ResNet-56 at width 1.0, batch 256, f32 and bf16 (PyTorch: AMP bf16, channels_last), then
 #    MobileNetV2's depthwise convolutions as grouped convolutions against shifted sums (the form
 #    is chosen per backend by this measurement);
-# 3. unless SKIP_REPRO=1, reproduces at full width (configs/gpu_fashion_mnist_resnet56.py) with the time that is left: a
+# 3. reproduces at full width (configs/gpu_fashion_mnist_resnet56.py) with the time that is left: a
 #    ResNet-56 teacher, budgets 50% and 25% MACs, ours against scratch and Hinton KD at equal total
 #    cost. Its log keeps steps/s and ETAs, so a run cut by the deadline still says what it needs.
+# STAGES (default "bench repro") names what runs: the first H200 run (results/h200_first_run.md)
+# says one 10-minute call does not hold both, so run STAGES=repro and STAGES=bench as two calls.
 # Every stage gets at most the time left before DEADLINE; after each, the small outputs (tables,
-# logs, results, TensorBoard events; no checkpoints) are packed into $OUT/gpu_out.tar.gz, so a run
-# cut anywhere returns what finished. $OUT holds only that and the three summaries (the device
-# tool brings back at most 8 files); the work folders are under $WORK.
+# logs, results, TensorBoard events, the trained teacher; no checkpoints, students or candidates)
+# are packed into $OUT/gpu_out.tar.gz, so a run cut anywhere returns what finished. $OUT holds only
+# that and the summaries (the device tool brings back at most 8 files); work folders are in $WORK.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 SMOKE=0
@@ -35,8 +37,10 @@ left() { echo $(( DEADLINE - (SECONDS - START) )); }
 limit() { local l=$(( $(left) - 15 )); (( l < $1 )) && echo "$l" || echo "$1"; }
 fail() { echo "$*" | tee -a "$WORK/failures.txt"; }
 pack() {  # the small outputs, into one file of $OUT
+  # The trained teacher's variables come back (a few MB at full width: worth committing); the
+  # students', the distilled candidates and every checkpoint do not.
   tar -czf "$OUT/gpu_out.tar.gz" --exclude=checkpoints --exclude=chosen --exclude='*.jax_export' \
-    --exclude='variables' -C "$WORK" . 2>/dev/null
+    --exclude='*/budget_macs_*/*/variables' --exclude='*/distill/candidates' -C "$WORK" . 2>/dev/null
   cat "$WORK"/bench_*.md > "$OUT/bench_h200.md" 2>/dev/null
   cp "$WORK/repro/report.md" "$OUT/fashion_mnist_h200.md" 2>/dev/null
   cp "$WORK/failures.txt" "$OUT/" 2>/dev/null
@@ -57,7 +61,9 @@ print('devices:', jax.devices()); print('jax', jax.__version__, 'flax', flax.__v
   2>&1 | tee "$WORK/devices.txt"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$WORK/devices.txt" 2>&1
 
+STAGES=${STAGES:-bench repro}  # one device call may not hold both: STAGES=repro, then STAGES=bench
 bench() {  # name, cap in seconds, then bench.py flags
+  [[ " $STAGES " == *" bench "* ]] || return 0
   local name=$1 cap=$2; shift 2
   local t; t=$(limit "$cap")
   if (( t < 20 )); then fail "bench $name skipped: the deadline is near"; return; fi
@@ -96,7 +102,7 @@ else
     --candidates all --skip_torch_compile
   REPRO=()
 fi
-[ "${SKIP_REPRO:-0}" = 1 ] && { pack; ls "$OUT"; exit 0; }
+[[ " $STAGES " == *" repro "* ]] || { pack; ls "$OUT"; [ ! -f "$WORK/failures.txt" ]; exit; }
 t=$(limit 100000)
 echo "[$(( SECONDS - START )) s] reproduction (limit $t s)"
 timeout "$t" "$PY" -m compactkd_jax.main \
