@@ -10,8 +10,8 @@ fine-tune, at its batch size and learning rates: nothing is chosen anew here), b
 Measured on one H200 (results/h200_first_run.md): the teacher phase 126 s (validation 94.28%).
 The distillation then ran over the full menu for 2 epochs (this config's recipe at that time) and
 had not logged its 50th step after 290 s more; the slim + inner menu's parallel step compiles in
-36 s on the 2-core CPU at this width, the full menu's in 99 s. The rest has not run on a GPU yet.
-On the 2-core CPU, hours.
+36 s on the 2-core CPU at this width, the full menu's in 99 s (another job running). The rest has
+not run on a GPU yet. On the 2-core CPU, hours.
 """
 from compactkd_jax.config import PHASES, default_config
 

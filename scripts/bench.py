@@ -521,17 +521,17 @@ def main(argv=None):
     print("(a) teacher step ...", flush=True)
     row_a, losses_a, teacher_vars = bench_teacher(args, net, batches, mesh, torch_device, sync)
     # (a)'s table is written now, so a run cut during (b)'s compiles still leaves it.
-    write_report(args, [row_a], losses_a, {}, "?", peak, net, start, load_start, torch_device)
+    fwd = cost.module_costs(net, args.image_shape)["flops"]  # per image, for the (a) cross-check
+    write_report(args, [row_a], losses_a, {}, "?", peak, fwd, start, load_start, torch_device)
     print("(b), (c) distillation ...", flush=True)
     rows_bc, losses_b, n_cands = bench_distill(args, net, teacher_vars, batches, mesh,
                                                torch_device, sync)
-  write_report(args, [row_a, *rows_bc], losses_a, losses_b, n_cands, peak, net, start,
+  write_report(args, [row_a, *rows_bc], losses_a, losses_b, n_cands, peak, fwd, start,
                load_start, torch_device)
 
 
-def write_report(args, rows, losses_a, losses_b, n_cands, peak, net, start, load_start,
+def write_report(args, rows, losses_a, losses_b, n_cands, peak, fwd, start, load_start,
                  torch_device):
-  fwd = cost.module_costs(net, args.image_shape)["flops"]
   machine = machine_name(args)
   out = args.out or os.path.join(REPO, "results", f"bench_{machine}.md")
   dev = jax.devices()[0]
