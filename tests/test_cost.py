@@ -142,8 +142,9 @@ def test_cpu_lowered_analysis_counts_what_the_default_lowering_counts():
 @pytest.mark.parametrize("cpu_route", [True, False])
 def test_xla_flops_without_a_lowered_analysis(monkeypatch, cpu_route):
   """jax 0.11's GPU plugin returns None for Lowered.cost_analysis (seen on an H200): xla_flops
-  then counts through the CPU lowering (the same count), and where that fails through the compiled
-  module (its own count)."""
+  then counts through the CPU lowering (the same count), and where that fails too, twice the
+  jaxpr's MACs: within 20% of XLA's count (full kernel taps, no elementwise ops), and never the
+  compiled module's count, which on a GPU leaves the cuDNN convolutions out."""
   step, args = _gradient_step_and_args()
   direct = cost.xla_flops(step, *args)
   # The first lowering (on the default device) answers None, as the GPU plugin does; the CPU
@@ -151,14 +152,16 @@ def test_xla_flops_without_a_lowered_analysis(monkeypatch, cpu_route):
   real, calls = jax.stages.Lowered.cost_analysis, []
   monkeypatch.setattr(jax.stages.Lowered, "cost_analysis",
                       lambda self: real(self) if calls.append(1) or len(calls) > 1 else None)
+  monkeypatch.setattr(jax.stages.Compiled, "cost_analysis",
+                      lambda self: pytest.fail("the compiled count must not be used"))
   if not cpu_route:
     monkeypatch.setattr(cost, "cpu_lowered_cost_analysis", lambda *a: None)
   got = cost.xla_flops(step, *args)
   if cpu_route:
     assert got == direct
-  else:  # the compiled count: after XLA's passes, ~9% above the lowered one for this step
-    compiled = jax.jit(step).lower(*args).compile().cost_analysis()["flops"]
-    assert got == compiled and abs(got - direct) <= 0.15 * direct
+  else:
+    assert got == 2 * cost.jaxpr_macs(step, *args)
+    assert abs(got - direct) <= 0.2 * direct
 
 
 def test_xla_flops_of_an_identity_is_zero():

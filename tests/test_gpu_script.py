@@ -33,3 +33,4 @@ def test_gpu_script_smoke(tmp_path, fmnist_dir):
   assert "./repro/teacher/variables/_CHECKPOINT_METADATA" in packed
   assert not [n for n in packed if "/budget_macs_" in n and "/variables" in n]
   assert not [n for n in packed if "/distill/candidates/" in n]
+  assert not [n for n in packed if "jax_cache" in n], "the compilation cache stays there"

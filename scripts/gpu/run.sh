@@ -7,10 +7,11 @@
 #    ResNet-56 at width 1.0, batch 256, f32 and bf16 (PyTorch: AMP bf16, channels_last), then
 #    MobileNetV2's depthwise convolutions as grouped convolutions against shifted sums (the form
 #    is chosen per backend by this measurement);
-# 3. reproduces at full width (configs/gpu_fashion_mnist_resnet56.py) with the time that is left: a
-#    ResNet-56 teacher, budgets 50% and 25% MACs, ours against scratch and Hinton KD at equal total
-#    cost. Its log keeps steps/s and ETAs, so a run cut by the deadline still says what it needs.
-# STAGES (default "bench repro") names what runs: the first H200 run (results/h200_first_run.md)
+# 3. reproduces at full width (configs/gpu_fashion_mnist_resnet56.py) with the time that is left: the
+#    committed full-width ResNet-56 teacher (the smoke trains a tiny one), budgets 50% and 25%
+#    MACs, ours against scratch and Hinton KD at equal total cost. Its log keeps steps/s and ETAs,
+#    so a run cut by the deadline still says what it needs.
+# STAGES (default "bench repro") names what runs: the first H200 run (results/h200_runs.md)
 # says one 10-minute call does not hold both, so run STAGES=repro and STAGES=bench as two calls.
 # Every stage gets at most the time left before DEADLINE; after each, the small outputs (tables,
 # logs, results, TensorBoard events, the trained teacher; no checkpoints, students or candidates)
@@ -29,8 +30,11 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && [ "$SMOKE" = 1 ] && PY=.venv/bin/python
 export PYTHONPATH="$PWD/gpu_carry/site:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export TF_CPP_MIN_LOG_LEVEL=2
+# XLA's compiles dominate the GPU phases (results/h200_runs.md): a second call on the same warm
+# machine, resuming the same WORK, reuses them from JAX's persistent cache.
+export JAX_COMPILATION_CACHE_DIR="$(realpath -m "$WORK")/jax_cache"
 DATA=/usr/share/datasets/fashion-mnist
-[ -d gpu_carry/data ] && DATA="$PWD/gpu_carry/data"
+[ -d gpu_carry/data ] && DATA=gpu_carry/data  # relative: the commands written into results name no machine path
 
 left() { echo $(( DEADLINE - (SECONDS - START) )); }
 # A stage's limit: its own cap, or what is left before the deadline less 15 s for packing.
@@ -40,7 +44,8 @@ pack() {  # the small outputs, into one file of $OUT
   # The trained teacher's variables come back (a few MB at full width: worth committing); the
   # students', the distilled candidates and every checkpoint do not.
   tar -czf "$OUT/gpu_out.tar.gz" --exclude=checkpoints --exclude=chosen --exclude='*.jax_export' \
-    --exclude='*/budget_macs_*/*/variables' --exclude='*/distill/candidates' -C "$WORK" . 2>/dev/null
+    --exclude='*/budget_macs_*/*/variables' --exclude='*/distill/candidates' --exclude=jax_cache \
+    -C "$WORK" . 2>/dev/null
   cat "$WORK"/bench_*.md > "$OUT/bench_h200.md" 2>/dev/null
   cp "$WORK/repro/report.md" "$OUT/fashion_mnist_h200.md" 2>/dev/null
   cp "$WORK/failures.txt" "$OUT/" 2>/dev/null
@@ -76,7 +81,7 @@ bench() {  # name, cap in seconds, then bench.py flags
 if [ "$SMOKE" = 1 ]; then
   # bf16 only: the f32 steps are the same code with the casts as no-ops.
   bench smoke_bf16 400 --tiny --skip_torch_compile --steps 2 --epoch_batches 2 --precision bf16
-  REPRO=(--config.data.train_limit=1000 --config.data.validation_size=200
+  REPRO=(--config.teacher.checkpoint= --config.data.train_limit=1000 --config.data.validation_size=200
          --config.data.test_limit=200 --config.teacher.options.width=0.125
          --config.teacher.train.steps=6 --config.distill.train.steps=4 --config.refine.train.steps=2
          --config.finetune.train.steps=4 --config.baselines.match=epochs
@@ -102,6 +107,10 @@ else
     --candidates all --skip_torch_compile
   REPRO=()
 fi
+# Extra config flags for the reproduction, e.g. REPRO_ARGS='--config.select.budgets=(0.5,)' for a
+# session that holds one budget only (split on spaces).
+read -r -a EXTRA <<< "${REPRO_ARGS:-}"
+REPRO+=("${EXTRA[@]}")
 [[ " $STAGES " == *" repro "* ]] || { pack; ls "$OUT"; [ ! -f "$WORK/failures.txt" ]; exit; }
 t=$(limit 100000)
 echo "[$(( SECONDS - START )) s] reproduction (limit $t s)"
