@@ -34,3 +34,15 @@ def test_gpu_script_smoke(tmp_path, fmnist_dir):
   assert not [n for n in packed if "/budget_macs_" in n and "/variables" in n]
   assert not [n for n in packed if "/distill/candidates/" in n]
   assert not [n for n in packed if "jax_cache" in n], "the compilation cache stays there"
+
+
+def test_gpu_script_runs_only_the_named_benchmarks(tmp_path):
+  """BENCHES filters the benchmarks by name (a GPU session holds only some of them): a name that
+  matches none runs none, and the script still packs and exits cleanly."""
+  env = dict(os.environ, OUT=str(tmp_path / "out"), WORK=str(tmp_path / "work"),
+             STAGES="bench", BENCHES="no_such_bench")
+  proc = subprocess.run(["bash", "scripts/gpu/run.sh", "--smoke"], cwd=REPO_ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+  assert not list((tmp_path / "work").glob("bench_*"))
+  assert (tmp_path / "out" / "gpu_out.tar.gz").exists()
