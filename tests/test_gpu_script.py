@@ -12,7 +12,9 @@ from conftest import REPO_ROOT
 
 @pytest.mark.slow  # 3-5 minutes on 2 cores: a tiny ResNet-56 sweep, bench and baselines
 def test_gpu_script_smoke(tmp_path, fmnist_dir):
-  env = dict(os.environ, OUT=str(tmp_path / "out"), WORK=str(tmp_path / "work"), DEADLINE="1400")
+  # REPRO_ARGS reaches the reproduction: its second budget is 0.3 here, not the config's 0.25.
+  env = dict(os.environ, OUT=str(tmp_path / "out"), WORK=str(tmp_path / "work"), DEADLINE="1400",
+             REPRO_ARGS="--config.select.budgets=(0.5,0.3)")
   proc = subprocess.run(["bash", "scripts/gpu/run.sh", "--smoke"], cwd=REPO_ROOT, env=env,
                         capture_output=True, text=True, timeout=1500)
   out, work = tmp_path / "out", tmp_path / "work"
@@ -27,7 +29,8 @@ def test_gpu_script_smoke(tmp_path, fmnist_dir):
   assert "budget sweep" in summary and "tradeoff.png" in summary, summary[:500]
   with tarfile.open(out / "gpu_out.tar.gz") as tar:
     packed = tar.getnames()
-  assert "./repro/budget_macs_0.25/report.md" in packed and "./bench_smoke_bf16.md" in packed
+  assert "./repro/budget_macs_0.3/report.md" in packed and "./bench_smoke_bf16.md" in packed
+  assert not [n for n in packed if "budget_macs_0.25" in n]
   assert not [n for n in packed if "checkpoints" in n], "checkpoints are not brought back"
   # The trained teacher comes back (to be committed); students and candidates do not.
   assert "./repro/teacher/variables/_CHECKPOINT_METADATA" in packed
