@@ -5,12 +5,9 @@ import glob
 import json
 import os
 import re
-import subprocess
-import sys
-
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, run_python
 
 TEACHERS = sorted(glob.glob(os.path.join(REPO_ROOT, "teachers", "*", "model.json")))
 
@@ -29,13 +26,13 @@ def test_the_committed_teachers_are_found():
 def test_committed_teacher_reproduces_its_validation_accuracy(model_json, fmnist_dir, tmp_path):
   teacher_dir = os.path.dirname(model_json)
   spec = json.load(open(model_json))
-  cmd = [sys.executable, "-m", "compactkd_jax.main", "--config", "configs/quickstart.py",
-         "--workdir", str(tmp_path / "run"), f"--config.data.data_dir={fmnist_dir}",
-         f"--config.teacher.model={spec['model']}",
-         f"--config.teacher.options.width={spec['options']['width']}",
-         f"--config.teacher.checkpoint={teacher_dir}", "--config.phases=('teacher',)",
-         "--config.data.test_limit=1000"]  # the test split is not what is checked
-  proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+  args = ["-m", "compactkd_jax.main", "--config", "configs/quickstart.py",
+          "--workdir", str(tmp_path / "run"), f"--config.data.data_dir={fmnist_dir}",
+          f"--config.teacher.model={spec['model']}",
+          f"--config.teacher.options.width={spec['options']['width']}",
+          f"--config.teacher.checkpoint={teacher_dir}", "--config.phases=('teacher',)",
+          "--config.data.test_limit=1000"]  # the test split is not what is checked
+  proc = run_python(args, timeout=900)
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.load(open(tmp_path / "run" / "teacher" / "result.json"))
   # 5,000 validation images: 0.1 point is 5 images, what another backend's arithmetic may flip.
