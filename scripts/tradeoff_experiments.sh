@@ -120,6 +120,9 @@
 #      fine-tune), one sweep per seed with scratch and Hinton KD at equal total cost on each
 #      student's own architecture. Seeds side by side, each pinned to one core; about six hours, so
 #      it runs across sessions and resumes from runs/r56_inner7535_s<seed>.
+#      To free the cores meanwhile, kill and rerun rather than pause (SIGSTOP): a paused phase's
+#      wall clock keeps running, and our phases' walls price the equal-cost baselines. (Pausing a
+#      baseline is harmless: its steps are fixed before it trains.)
 #      Summary: results/tradeoff_resnet56_inner_7535_8ep.md.
 set -x
 cd "$(dirname "$0")/.."
