@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import re
+
 import pytest
 
 from conftest import REPO_ROOT, run_python
