@@ -555,6 +555,7 @@ def write_report(args, rows, losses_a, losses_b, n_cands, peak, fwd, start, load
       f"(anything else running on the machine skews the numbers, PyTorch's OpenMP most)",
       f"- threads: torch.set_num_threads({os.cpu_count()}) (os.cpu_count()); XLA uses all cores "
       f"(its default). Both run in this one process, one at a time, {args.settle:g} s apart.",
+      f"- XLA_FLAGS: {os.environ.get('XLA_FLAGS') or 'unset (XLA defaults)'}",
       f"- workload: {args.model} width {args.width:g} on real Fashion-MNIST train images "
       f"({'x'.join(map(str, args.image_shape))}, normalized, no augmentation), batch {args.batch}, "
       f"{args.warmup} warm-up then {args.steps} timed steps for (a), (b); "

@@ -124,6 +124,11 @@
 #      wall clock keeps running, and our phases' walls price the equal-cost baselines. (Pausing a
 #      baseline is harmless: its steps are fixed before it trains.)
 #      Summary: results/tradeoff_resnet56_inner_7535_8ep.md.
+#  25. The MobileNetV2 teacher of the value issue's MobileNetV2 rows (50% MACs, 1/5.2 params): width
+#      0.35 trained to a plateau with the ResNet teachers' recipe, configs/mobilenet_v2_teacher.py,
+#      on both cores. Hours on this CPU (depthwise convolutions are slow on XLA:CPU), so it runs
+#      across sessions and resumes from runs/mbv2_teacher; committed as
+#      teachers/fashion_mnist_mobilenet_v2_w0.35 when its validation curve has flattened.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -478,3 +483,6 @@ for seed in 0 1; do
   keep_runs tradeoff_resnet56_inner_7535_8ep $seed runs/r56_inner7535_s$seed 0.75 0.35
   cp runs/r56_inner7535_s$seed/report.md results/tradeoff_resnet56_inner_7535_8ep_runs/seed$seed/sweep_report.md
 done
+# 25. The MobileNetV2 teacher (details at the top).
+$PY -m compactkd_jax.main --config configs/mobilenet_v2_teacher.py --workdir runs/mbv2_teacher \
+  >> runs/mbv2_teacher.log 2>&1
