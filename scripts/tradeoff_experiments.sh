@@ -119,7 +119,10 @@
 #      (the committed w0.25 teacher, slim + inner menu, distill and refine 0.1 epoch, 8-epoch
 #      fine-tune), one sweep per seed with scratch and Hinton KD at equal total cost on each
 #      student's own architecture. Seeds side by side, each pinned to one core; about six hours, so
-#      it runs across sessions and resumes from runs/r56_inner7535_s<seed>.
+#      it ran across sessions from runs/r56_inner7535_s<seed>. Those workdirs were lost before the
+#      35% baselines finished (a session's workdirs do not outlive it), so the 35% budget reran
+#      alone from runs/r56_inner35_s<seed> (2.6 h with its baselines); scripts/combine_tradeoff.py
+#      joins the two budgets' committed results.json files.
 #      To free the cores meanwhile, kill and rerun rather than pause (SIGSTOP): a paused phase's
 #      wall clock keeps running, and our phases' walls price the equal-cost baselines. (Pausing a
 #      baseline is harmless: its steps are fixed before it trains.)
@@ -469,20 +472,28 @@ wait
 keep_budget uniform_resnet20_50 2 runs/r20_uni50_s2 0.51
 keep_budget uniform_resnet20_50 2 runs/r20_inner50_s2 0.5 selected_
 # 24. ResNet-56 at 75% and 35% MACs (details at the top).
-for seed in 0 1; do
-  taskset -c $seed $PY -m compactkd_jax.main --config configs/quickstart.py \
-    --config.select.budgets="(0.75,0.35)" --config.finetune.train.epochs=8 \
-    --config.report.runtimes="()" "${RECIPE[@]}" "${R56[@]}" --workdir runs/r56_inner7535_s$seed \
-    --config.seed=$seed "$INNER" >> runs/r56_inner7535_s$seed.log 2>&1 &
-done
+r56_inner() {  # seed budgets workdir: one sweep pinned to core <seed>, in the background
+  taskset -c $1 $PY -m compactkd_jax.main --config configs/quickstart.py \
+    --config.select.budgets="$2" --config.finetune.train.epochs=8 \
+    --config.report.runtimes="()" "${RECIPE[@]}" "${R56[@]}" --workdir $3 \
+    --config.seed=$1 "$INNER" >> $3.log 2>&1 &
+}
+for seed in 0 1; do r56_inner $seed "(0.75,0.35)" runs/r56_inner7535_s$seed; done
 wait
-$PY scripts/summarize_tradeoff.py --out results/tradeoff_resnet56_inner_7535_8ep \
-  --command "scripts/tradeoff_experiments.sh step 24" runs/r56_inner7535_s0 runs/r56_inner7535_s1 \
+for seed in 0 1; do keep_budget tradeoff_resnet56_inner_7535_8ep $seed runs/r56_inner7535_s$seed 0.75; done
+# The 35% budget as it landed: alone, in new workdirs. The sweep above lost its workdirs at a
+# session's end before its 35% baselines had finished. A sweep's budgets share only the teacher and
+# the distillation, so a (0.35,) sweep makes its 35% student the same way (the same recipe; the
+# accuracies are not bit-identical to the lost run's: results/tradeoff_resnet56_inner_7535_8ep.md).
+for seed in 0 1; do r56_inner $seed "(0.35,)" runs/r56_inner35_s$seed; done
+wait
+for seed in 0 1; do keep_budget tradeoff_resnet56_inner_7535_8ep $seed runs/r56_inner35_s$seed 0.35; done
+R=results/tradeoff_resnet56_inner_7535_8ep_runs
+$PY scripts/combine_tradeoff.py --out results/tradeoff_resnet56_inner_7535_8ep \
+  --command "scripts/tradeoff_experiments.sh step 24" \
+  --seed 0 $R/seed0/results_macs_0.75.json $R/seed0/results_macs_0.35.json \
+  --seed 1 $R/seed1/results_macs_0.75.json $R/seed1/results_macs_0.35.json \
   --note "ResNet-56 w0.25 teacher (committed), the quickstart recipe with distill and refine 0.1 epoch and an 8-epoch fine-tune, the slim + inner menu (steps 7 and 8's recipe); baselines trained on each student's own architecture at equal total cost."
-for seed in 0 1; do
-  keep_runs tradeoff_resnet56_inner_7535_8ep $seed runs/r56_inner7535_s$seed 0.75 0.35
-  cp runs/r56_inner7535_s$seed/report.md results/tradeoff_resnet56_inner_7535_8ep_runs/seed$seed/sweep_report.md
-done
 # 25. The MobileNetV2 teacher (details at the top).
 $PY -m compactkd_jax.main --config configs/mobilenet_v2_teacher.py --workdir runs/mbv2_teacher \
   >> runs/mbv2_teacher.log 2>&1
