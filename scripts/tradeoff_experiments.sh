@@ -487,8 +487,13 @@ for seed in 0 1; do keep_budget tradeoff_resnet56_inner_7535_8ep $seed runs/r56_
 # accuracies are not bit-identical to the lost run's: results/tradeoff_resnet56_inner_7535_8ep.md).
 for seed in 0 1; do r56_inner $seed "(0.35,)" runs/r56_inner35_s$seed; done
 wait
-for seed in 0 1; do keep_budget tradeoff_resnet56_inner_7535_8ep $seed runs/r56_inner35_s$seed 0.35; done
 R=results/tradeoff_resnet56_inner_7535_8ep_runs
+for seed in 0 1; do  # and each phase's result.json, distill's of this run too (distill.json is 75%'s)
+  W=runs/r56_inner35_s$seed
+  keep_budget tradeoff_resnet56_inner_7535_8ep $seed $W 0.35
+  cp $W/distill/result.json $R/seed$seed/distill_macs_0.35.json
+  for p in select refine finetune; do cp $W/budget_macs_0.35/$p/result.json $R/seed$seed/${p}_macs_0.35.json; done
+done
 $PY scripts/combine_tradeoff.py --out results/tradeoff_resnet56_inner_7535_8ep \
   --command "scripts/tradeoff_experiments.sh step 24" \
   --seed 0 $R/seed0/results_macs_0.75.json $R/seed0/results_macs_0.35.json \
