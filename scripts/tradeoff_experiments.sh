@@ -130,8 +130,9 @@
 #  25. The MobileNetV2 teacher of the value issue's MobileNetV2 rows (50% MACs, 1/5.2 params): width
 #      0.35 trained to a plateau with the ResNet teachers' recipe, configs/mobilenet_v2_teacher.py,
 #      on both cores. Hours on this CPU (depthwise convolutions are slow on XLA:CPU), so it runs
-#      across sessions and resumes from runs/mbv2_teacher; committed as
-#      teachers/fashion_mnist_mobilenet_v2_w0.35 when its validation curve has flattened.
+#      across sessions and resumes from runs/mbv2_teacher, parked at each session's end
+#      (scripts/park.sh, parked/README.md); committed as teachers/fashion_mnist_mobilenet_v2_w0.35
+#      when its validation curve has flattened.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -499,6 +500,7 @@ $PY scripts/combine_tradeoff.py --out results/tradeoff_resnet56_inner_7535_8ep \
   --seed 0 $R/seed0/results_macs_0.75.json $R/seed0/results_macs_0.35.json \
   --seed 1 $R/seed1/results_macs_0.75.json $R/seed1/results_macs_0.35.json \
   --note "ResNet-56 w0.25 teacher (committed), the quickstart recipe with distill and refine 0.1 epoch and an 8-epoch fine-tune, the slim + inner menu (steps 7 and 8's recipe); baselines trained on each student's own architecture at equal total cost."
-# 25. The MobileNetV2 teacher (details at the top).
+# 25. The MobileNetV2 teacher (details at the top), from its parked workdir where a session parked it.
+[ -d runs/mbv2_teacher ] || [ ! -d parked/mbv2_teacher ] || bash scripts/park.sh --unpark mbv2_teacher runs/mbv2_teacher
 $PY -m compactkd_jax.main --config configs/mobilenet_v2_teacher.py --workdir runs/mbv2_teacher \
   >> runs/mbv2_teacher.log 2>&1

@@ -2,9 +2,10 @@
 - a teacher run killed mid-training, its newest checkpoint then corrupted, and started again with
   the same command: it skips the unreadable checkpoint, continues from the previous good one, and
   ends exactly where an uninterrupted run ends;
-- the whole pipeline killed in the distillation, then again in the fine-tune, and started again:
-  the same plan, accuracies and parameters, bit for bit, as an uninterrupted run; finished phases
-  are not recomputed;
+- the whole pipeline killed in the distillation, then again in the fine-tune, parked and unparked
+  elsewhere (scripts/park.sh: how a run crosses sessions) and started again there: the same plan,
+  accuracies and parameters, bit for bit, as an uninterrupted run; finished phases are not
+  recomputed;
 - two uninterrupted runs of the same config and seed are bit-identical."""
 import glob
 import json
@@ -101,6 +102,21 @@ def _kill_when_checkpointed(workdir, pattern, min_step):
   proc.wait()
 
 
+def _park_and_unpark(workdir, tmp_path):
+  """scripts/park.sh's round trip: the workdir parked (each loop's newest checkpoint alone) and
+  copied back to a new place, as the next session would. Returns the new workdir."""
+  env = dict(os.environ, PARK_DIR=str(tmp_path / "parked"))
+  park = os.path.join(REPO_ROOT, "scripts", "park.sh")
+  subprocess.run(["bash", park, workdir], check=True, env=env, capture_output=True)
+  moved = str(tmp_path / "next_session" / "workdir")
+  subprocess.run(["bash", park, "--unpark", os.path.basename(workdir), moved], check=True, env=env,
+                 capture_output=True)
+  for loop in glob.glob(os.path.join(moved, "checkpoints", "*")):
+    steps = [d for d in os.listdir(loop) if d.isdigit()]
+    assert len(steps) == 1, (loop, steps)
+  return moved
+
+
 def _pipeline(workdir):
   proc = run_python(pipeline_command(workdir)[1:], timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -133,6 +149,7 @@ def test_pipeline_killed_in_distill_and_finetune_resumes_to_the_same_result(unin
   _kill_when_checkpointed(killed, "finetune", 20)
   assert not os.path.exists(os.path.join(killed, "finetune", "result.json"))
   distill_done = os.path.getmtime(os.path.join(killed, "distill", "result.json"))
+  killed = _park_and_unpark(killed, tmp_path)
   resumed = _pipeline(killed)
   # Completed phases were not recomputed; the fine-tune continued from its checkpoint.
   assert os.path.getmtime(os.path.join(killed, "teacher", "result.json")) == teacher_done
