@@ -133,6 +133,16 @@
 #      across sessions and resumes from runs/mbv2_teacher, parked at each session's end
 #      (scripts/park.sh, parked/README.md); committed as teachers/fashion_mnist_mobilenet_v2_w0.35
 #      when its validation curve has flattened.
+#  26. MobileNetV2's row of the value issue: 50% MACs and 1/5.2 of the parameters, from that
+#      teacher, with the quickstart recipe of steps 7-8 and 24 (distill and refine 0.1 epoch, 8-epoch
+#      fine-tune, baselines at equal total cost on each student's own architecture), seeds 0 and 1,
+#      each pinned to one core. Menu: keep, slim_0.25/0.5/0.75, ir_1, ir_3, skip (the reproduction's
+#      MobileNetV2 menu, configs/reproduce_fashion_mnist.py, with slim_0.75): with slim and skip alone
+#      the smallest plan keeps 19.4% of the parameters, above 1/5.2 = 19.2%; the lower-expansion
+#      inverted residuals reach it (a smoke run on a 30-step teacher: 78,522 of 408,650). One
+#      metric per run, so per seed the params budget runs first and the MACs budget then starts from
+#      a copy of its teacher and distillation (the two budgets share them; its ours' cost counts them
+#      as measured in the first run). Hours per seed on one core: it runs across sessions, parked.
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -504,3 +514,31 @@ $PY scripts/combine_tradeoff.py --out results/tradeoff_resnet56_inner_7535_8ep \
 [ -d runs/mbv2_teacher ] || [ ! -d parked/mbv2_teacher ] || bash scripts/park.sh --unpark mbv2_teacher runs/mbv2_teacher
 $PY -m compactkd_jax.main --config configs/mobilenet_v2_teacher.py --workdir runs/mbv2_teacher \
   >> runs/mbv2_teacher.log 2>&1
+# 26. MobileNetV2 at 1/5.2 params and 50% MACs (details at the top).
+MBV2=(--config.teacher.model=mobilenet_v2 --config.teacher.options.width=0.35
+      --config.teacher.checkpoint=teachers/fashion_mnist_mobilenet_v2_w0.35
+      "--config.distill.candidates=('keep','slim_0.25','slim_0.5','slim_0.75','ir_1','ir_3','skip')")
+mbv2() {  # seed metric budgets workdir: one budget of one seed, pinned to core <seed>
+  [ -d $4 ] || [ ! -d parked/$(basename $4) ] || bash scripts/park.sh --unpark $(basename $4) $4
+  taskset -c $1 $PY -m compactkd_jax.main --config configs/quickstart.py --config.select.metric=$2 \
+    --config.select.budgets="$3" --config.finetune.train.epochs=8 --config.report.runtimes="()" \
+    "${RECIPE[@]}" "${MBV2[@]}" --workdir $4 --config.seed=$1 >> $4.log 2>&1
+}
+for seed in 0 1; do
+  (
+    mbv2 $seed params "(0.19230769,)" runs/mbv2_params_s$seed || exit 1
+    M=runs/mbv2_macs_s$seed
+    if [ ! -d $M ] && [ ! -d parked/mbv2_macs_s$seed ]; then  # the shared phases, copied
+      mkdir -p $M && cp -a runs/mbv2_params_s$seed/{config.json,teacher,distill,checkpoints} $M/
+    fi
+    mbv2 $seed macs "(0.5,)" $M
+  ) &
+done
+wait
+for seed in 0 1; do  # keep_budget's files, for either metric
+  for b in params_0.192308 macs_0.5; do
+    R=results/tradeoff_mobilenet_v2_8ep_runs/seed$seed && mkdir -p $R
+    cp runs/mbv2_${b%_*}_s$seed/budget_$b/results.json $R/results_$b.json
+    cp runs/mbv2_${b%_*}_s$seed/budget_$b/report.md $R/report_$b.md
+  done
+done
