@@ -542,3 +542,9 @@ for seed in 0 1; do  # keep_budget's files, for either metric
     cp runs/mbv2_${b%_*}_s$seed/budget_$b/report.md $R/report_$b.md
   done
 done
+R=results/tradeoff_mobilenet_v2_8ep_runs
+$PY scripts/combine_tradeoff.py --out results/tradeoff_mobilenet_v2_8ep \
+  --command "scripts/tradeoff_experiments.sh step 26" \
+  --seed 0 $R/seed0/results_params_0.192308.json $R/seed0/results_macs_0.5.json \
+  --seed 1 $R/seed1/results_params_0.192308.json $R/seed1/results_macs_0.5.json \
+  --note "MobileNetV2 w0.35 teacher (committed), the quickstart recipe with distill and refine 0.1 epoch and an 8-epoch fine-tune, the menu keep, slim_0.25/0.5/0.75, ir_1, ir_3, skip; baselines trained on each student's own architecture at equal total cost."

@@ -186,6 +186,15 @@ def test_budgets_from_different_runs_combine_into_one_curve(finished_sweep, tmp_
   assert got["rows"] == want["rows"] and got["seeds"] == [0, 1]
   assert got["sources"] == {"0": [second, first], "1": [whole]}
   assert os.path.getsize(combined + ".png") > 1000
+  # A budget of another metric joins the table after the flops budgets (rows by metric, then size).
+  other = _load(first)
+  other["budget"] = dict(other["budget"], metric="params", relative=0.9)
+  json.dump(other, open(tmp_path / "params.json", "w"))
+  proc = run_python(["scripts/combine_tradeoff.py", "--out", combined, "--seed", "0",
+                     str(tmp_path / "params.json"), second, first])
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  budgets = [row["budget"] for row in json.load(open(combined + ".json"))["rows"]]
+  assert budgets == [row["budget"] for row in want["rows"]] + ["params 90%"], budgets
   bare = _load(first)
   bare["baselines"] = {}
   json.dump(bare, open(tmp_path / "bare.json", "w"))
