@@ -34,4 +34,7 @@ for loop in "$dst"/checkpoints/*/; do
     fi
   done
 done
+# orbax writes the machine's path into each checkpoint's commit_success.txt; resume reads only that
+# the file exists, and a commit must not carry machine paths.
+find "$dst" -name commit_success.txt -exec sh -c 'echo "Checkpoint commit was successful" > "$1"' _ {} \;
 echo "parked $src -> $dst ($(du -sh "$dst" | cut -f1)); unpark with: bash scripts/park.sh --unpark $(basename "$dst") <workdir>"

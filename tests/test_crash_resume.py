@@ -111,6 +111,8 @@ def _park_and_unpark(workdir, tmp_path):
   moved = str(tmp_path / "next_session" / "workdir")
   subprocess.run(["bash", park, "--unpark", os.path.basename(workdir), moved], check=True, env=env,
                  capture_output=True)
+  for marker in glob.glob(os.path.join(moved, "**", "commit_success.txt"), recursive=True):
+    assert workdir not in open(marker).read()  # no machine path is committed
   for loop in glob.glob(os.path.join(moved, "checkpoints", "*")):
     steps = [d for d in os.listdir(loop) if d.isdigit()]
     assert len(steps) == 1, (loop, steps)
