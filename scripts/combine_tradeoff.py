@@ -9,8 +9,9 @@ time: the same table, json and plot as summarize_tradeoff.py.
 
 Each file is a sweep's results.json (every budget in it is taken) or one budget's results.json.
 Every seed must give the same budgets, each once, from the same teacher, with the same baselines
-matched the same way; the budgets may limit different costs (rows then go by metric). A results.json does not record its seed: which files belong to which seed is
-the caller's word (the per-seed folders of results/*_runs/).
+matched the same way; the budgets may limit different costs (rows then go by metric). A
+results.json does not record its seed: which files belong to which seed is the caller's word (the
+per-seed folders of results/*_runs/).
 """
 import argparse
 import os

@@ -24,7 +24,7 @@ src=${1%/}
 dst=$P/$(basename "$src")
 rm -rf "$dst" && mkdir -p "$P" && cp -a "$src" "$dst"
 if [ $# -ge 2 ]; then cp "$2" "$dst/run.log"; fi
-for loop in "$dst"/checkpoints/*/; do
+for loop in "$dst"/checkpoints/*/ "$dst"/budget_*/checkpoints/*/; do  # a sweep's budgets too
   [ -d "$loop" ] || continue
   newest=$(ls "$loop" | grep -E '^[0-9]+$' | sort -n | tail -1 || true)
   for entry in "$loop"*/; do  # older steps and unfinished (tmp) saves go; the manager's metadata stays
