@@ -9,7 +9,9 @@ weight decay 5e-4, validation accuracy and a checkpoint every epoch.
 About 2.1x ResNet-56 w0.25's MACs, and depthwise convolutions run slowly on XLA:CPU (125 images/s
 for a train step on the 2-core CPU: results/bench_cpu2core_mobilenet_v2.md), so the 30 epochs take
 hours there: it runs in the background across sessions (scripts/tradeoff_experiments.sh step 25)
-and resumes from its last epoch when the same command is run again.
+and resumes from its last epoch when the same command is run again. Result (2026-12-05, 254 min of
+training across two sessions): validation 93.98%, test 93.62%, within 0.4 points over the last
+three epochs; committed as teachers/fashion_mnist_mobilenet_v2_w0.35 with its curve.
 """
 from compactkd_jax.config import teacher_to_plateau
 
