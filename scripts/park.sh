@@ -7,7 +7,8 @@
 # newest checkpoint, the one resume reads (orbax keeps two: the other is a fallback a park does not
 # need). PARK_DIR moves the parking folder (default: parked/ at the repository's root; tests).
 set -euo pipefail
-P=${PARK_DIR:-$(cd "$(dirname "$0")/.." && pwd)/parked}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+P=${PARK_DIR:-$ROOT/parked}
 
 if [ "${1:-}" = "--unpark" ]; then
   [ $# -eq 3 ] || { echo "usage: bash scripts/park.sh --unpark <name> <workdir>" >&2; exit 2; }
@@ -23,7 +24,10 @@ fi
 src=${1%/}
 dst=$P/$(basename "$src")
 rm -rf "$dst" && mkdir -p "$P" && cp -a "$src" "$dst"
-if [ $# -ge 2 ]; then cp "$2" "$dst/run.log"; fi
+if [ $# -ge 2 ]; then  # a log names its workdir by its absolute path: relative to the repository
+  parent=$(cd "$(dirname "$src")" && pwd)  # or to the workdir's folder, as a commit must carry no
+  sed -e "s|$ROOT/||g" -e "s|$parent/||g" "$2" > "$dst/run.log"  # machine paths
+fi
 for loop in "$dst"/checkpoints/*/ "$dst"/budget_*/checkpoints/*/; do  # a sweep's budgets too
   [ -d "$loop" ] || continue
   newest=$(ls "$loop" | grep -E '^[0-9]+$' | sort -n | tail -1 || true)

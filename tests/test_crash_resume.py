@@ -107,13 +107,22 @@ def _park_and_unpark(workdir, tmp_path):
   copied back to a new place, as the next session would. Returns the new workdir."""
   env = dict(os.environ, PARK_DIR=str(tmp_path / "parked"))
   park = os.path.join(REPO_ROOT, "scripts", "park.sh")
-  subprocess.run(["bash", park, workdir], check=True, env=env, capture_output=True)
+  log = tmp_path / "run.log"  # a resumed run's line, naming its workdir by the absolute path
+  log.write_text(f"[distill] already done, skipping (delete {workdir}/distill to redo it)\n")
+  subprocess.run(["bash", park, workdir, str(log)], check=True, env=env, capture_output=True)
   moved = str(tmp_path / "next_session" / "workdir")
   subprocess.run(["bash", park, "--unpark", os.path.basename(workdir), moved], check=True, env=env,
                  capture_output=True)
+  # No machine path is committed: not in orbax's markers, not in the log.
   for marker in glob.glob(os.path.join(moved, "**", "commit_success.txt"), recursive=True):
-    assert workdir not in open(marker).read()  # no machine path is committed
-  for loop in glob.glob(os.path.join(moved, "checkpoints", "*")):
+    assert workdir not in open(marker).read()
+  with open(moved + ".log") as f:
+    assert f.read() == f"[distill] already done, skipping (delete {os.path.basename(workdir)}" \
+                       "/distill to redo it)\n"
+  loops = glob.glob(os.path.join(moved, "checkpoints", "*")) + glob.glob(
+      os.path.join(moved, "budget_*", "checkpoints", "*"))
+  assert loops
+  for loop in loops:
     steps = [d for d in os.listdir(loop) if d.isdigit()]
     assert len(steps) == 1, (loop, steps)
   return moved
