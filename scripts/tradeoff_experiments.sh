@@ -143,8 +143,8 @@
 #      metric per run, so per seed the params budget runs first and the MACs budget then starts from
 #      a copy of its teacher and distillation (the two budgets share them; its ours' cost counts them
 #      as measured in the first run). Hours per seed on one core: it runs across sessions, parked.
-#      Summary: results/tradeoff_mobilenet_v2_8ep.md (1/5.2 params landed and committed, so its
-#      workdirs are not kept; the 50% MACs budget rejoins it when it lands).
+#      Summary: results/tradeoff_mobilenet_v2_8ep.md (both budgets; a budget's workdirs are not
+#      kept once its results are committed: the lines after `wait` copy what is still in runs/).
 set -x
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
